@@ -1,0 +1,195 @@
+"""The native CPython platform: executed code runs in a thread of a pool, off the
+caller's event loop; host calls go back to that loop; interrupts are asynchronous
+exceptions raised in the code's thread.
+
+This is the only module that uses CPython-specific machinery (``ctypes`` and
+``PyThreadState_SetAsyncExc``); the Pyodide worker has its own platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .bridge import Execution, current_execution
+from .extensions import HostFunction
+
+__all__ = ["NativePlatform", "native_platform"]
+
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
+_set_async_exc.restype = ctypes.c_int
+# The same C function, declared so that ``None`` passes NULL (which clears a pending
+# asynchronous exception) rather than ``Py_None``.
+_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
+
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=max(32, (os.cpu_count() or 2) * 8),
+                    thread_name_prefix="monty-exec",
+                )
+    return _pool
+
+
+def _loop(ex: Execution) -> asyncio.AbstractEventLoop:
+    loop = ex.host
+    assert isinstance(loop, asyncio.AbstractEventLoop)
+    return loop
+
+
+class NativePlatform:
+    """See :class:`monty_runtime.bridge.Platform`.  Stateless: the caller's loop travels
+    with each execution (``Execution.host``), so one runtime may be used from
+    ``execute_sync`` (a private loop per call) and from async code alike."""
+
+    def submit(self, execution: Execution, job: Callable[[], None]) -> None:
+        def run() -> None:
+            execution.thread_id = threading.get_ident()
+            try:
+                job()
+            except BaseException as exc:
+                # An interrupt that landed in the runtime's own code after the user's
+                # code had stopped: report it rather than lose the result.
+                self._disarm(execution)
+                if not execution.completed:
+                    bridge = execution.bridge
+                    bridge._stop(execution, bridge.repl, None, exc)
+            finally:
+                self._disarm(execution)
+
+        _executor().submit(run)
+
+    def to_host(self, execution: Execution, fn: Callable[[], None]) -> None:
+        loop = _loop(execution)
+        try:
+            loop.call_soon_threadsafe(fn)
+        except RuntimeError:  # the caller's loop is closed: nobody is listening
+            pass
+
+    def call_later(self, execution: Execution, delay: float, fn: Callable[[], None]) -> Any:
+        return _loop(execution).call_later(delay, fn)
+
+    def run_coroutine(
+        self, execution: Execution, coro: Any, done: Callable[[Any, BaseException | None], None]
+    ) -> None:
+        loop = asyncio.new_event_loop()
+        execution.blocking = ("loop", loop)
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            task = loop.create_task(coro)
+            try:
+                value = loop.run_until_complete(task)
+            except BaseException as exc:
+                error = exc
+            self._disarm(execution)
+            _cancel_all(loop)
+        finally:
+            execution.blocking = None
+            loop.close()
+        done(value, error)
+
+    def host_sync(self, execution: Execution, fn: HostFunction, args: list[Any],
+                  kwargs: dict[str, Any]) -> Any:
+        if not fn.is_async:
+            result = fn.fn(*args, **kwargs)
+            if not asyncio.iscoroutine(result):
+                return result
+            coro = result
+        else:
+            coro = fn.fn(*args, **kwargs)
+        future = asyncio.run_coroutine_threadsafe(coro, _loop(execution))
+        with execution.lock:
+            if execution.interrupt_exc is not None and not execution.finished:
+                future.cancel()
+                raise execution.interrupt_exc()
+            execution.blocking = future
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            exc = execution.interrupt_exc
+            if exc is not None:
+                raise exc() from None
+            raise
+        finally:
+            with execution.lock:
+                execution.blocking = None
+
+    def host_async(self, execution: Execution, fn: HostFunction, args: list[Any],
+                   kwargs: dict[str, Any]) -> Awaitable[Any]:
+        if not fn.is_async:
+            from .bridge import _Resolved
+
+            try:
+                result = fn.fn(*args, **kwargs)
+            except BaseException as exc:
+                return _Resolved(exc=exc)
+            if not asyncio.iscoroutine(result):
+                return _Resolved(result)
+            coro = result
+        else:
+            coro = fn.fn(*args, **kwargs)
+        future = asyncio.run_coroutine_threadsafe(coro, _loop(execution))
+        return asyncio.wrap_future(future)
+
+    def interrupt(self, execution: Execution, exc: type[BaseException]) -> None:
+        with execution.lock:
+            if execution.finished:
+                return
+            blocking = execution.blocking
+            tid = execution.thread_id
+            if isinstance(blocking, concurrent.futures.Future):
+                # Blocked in a sync host call: fail the wait instead of raising into C.
+                blocking.cancel()
+                return
+            if tid is not None:
+                _set_async_exc(tid, exc)
+        if isinstance(blocking, tuple):
+            # Waiting in the cell's own event loop: wake it so the exception is seen.
+            loop = blocking[1]
+            try:
+                loop.call_soon_threadsafe(lambda: None)
+            except RuntimeError:
+                pass
+
+    def finished(self, execution: Execution) -> None:
+        self._disarm(execution)
+
+    @staticmethod
+    def _disarm(execution: Execution) -> None:
+        # Clear an asynchronous exception that arrived too late to matter, so that it
+        # never fires inside the runtime's own code (or the next job of this thread).
+        tid = threading.get_ident()
+        if execution.thread_id == tid:
+            _clear_async_exc(tid, None)
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    try:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    except BaseException:
+        pass
+
+
+native_platform = NativePlatform()
+_ = current_execution

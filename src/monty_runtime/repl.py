@@ -1,0 +1,308 @@
+"""One interpreter session: globals, compilation, the last expression's value, print
+capture and user-facing tracebacks.
+
+The value of an execution (``result.value``) is deliberately defined like this:
+
+* if the last top-level statement is an expression, its value;
+* if it is an ``if``/``elif``/``else``, ``try``/``except``/``else`` or ``with`` block, the
+  rule applies again to the last statement of whichever branch ran (so
+  ``try: x = f()\\nexcept E as e: str(e)`` yields the message when ``f`` raised);
+* anything else (an assignment, a loop, a ``def``, a ``finally`` clause) gives ``None``.
+
+This matches what a person reading the cell expects, and the conformance corpus.
+Top-level ``await`` works: code that uses it compiles to a coroutine which the platform
+runs on an event loop of the execution.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextvars
+import io
+import linecache
+import os
+import sys
+import traceback
+import types
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from .errors import ExecutionInterrupted, HostError, ScriptError
+
+__all__ = ["CompiledCell", "OutputCapture", "Repl", "install_stream_router"]
+
+_LAST = "__monty_last_value__"
+_CO_COROUTINE = 0x0080
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_ASYNCIO_DIR = os.path.dirname(os.path.abspath(__import__("asyncio").__file__))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCell:
+    """Code compiled for one execution."""
+
+    code: types.CodeType
+    filename: str
+    is_async: bool
+    source: str
+
+
+def _capture_last(body: list[ast.stmt]) -> bool:
+    """Rewrite the last statement of ``body`` so that the value of a final expression is
+    stored in ``_LAST``; returns whether anything was rewritten."""
+    if not body:
+        return False
+    last = body[-1]
+    if isinstance(last, ast.Expr):
+        body[-1] = ast.copy_location(
+            ast.Assign(targets=[ast.Name(id=_LAST, ctx=ast.Store())], value=last.value), last
+        )
+        return True
+    if isinstance(last, ast.If):
+        a = _capture_last(last.body)
+        b = _capture_last(last.orelse)
+        return a or b
+    if isinstance(last, ast.Try | ast.TryStar):
+        changed = _capture_last(last.orelse) if last.orelse else _capture_last(last.body)
+        for handler in last.handlers:
+            changed = _capture_last(handler.body) or changed
+        return changed
+    if isinstance(last, ast.With | ast.AsyncWith):
+        return _capture_last(last.body)
+    return False
+
+
+class Repl:
+    """A persistent namespace plus the compile/run steps of one cell.
+
+    The REPL is deliberately platform-free: running a coroutine (top-level ``await``) or
+    calling the host is the platform's business (see ``bridge.py``).
+    """
+
+    _cache_size = 128
+
+    def __init__(self) -> None:
+        self.globals: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        self._cache: OrderedDict[tuple[str, str], CompiledCell] = OrderedDict()
+        self.filenames: set[str] = set()
+
+    def compile(self, source: str, filename: str) -> CompiledCell:
+        """Compile one cell (raises ``SyntaxError``).  Compiled cells are cached by source
+        and file name: an agent often repeats the same small snippet."""
+        key = (source, filename)
+        cell = self._cache.get(key)
+        if cell is None:
+            flags = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+            tree = compile(source, filename, "exec", flags, dont_inherit=True)
+            assert isinstance(tree, ast.Module)
+            _capture_last(tree.body)
+            ast.fix_missing_locations(tree)
+            code = compile(
+                tree, filename, "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+            )
+            cell = CompiledCell(code, filename, bool(code.co_flags & _CO_COROUTINE), source)
+            self._cache[key] = cell
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        self._register_source(source, filename)
+        return cell
+
+    def _register_source(self, source: str, filename: str) -> None:
+        # So that tracebacks show the user's source lines.
+        self.filenames.add(filename)
+        lines = source.splitlines(keepends=True)
+        linecache.cache[filename] = (len(source), None, lines, filename)
+
+    def start(self, cell: CompiledCell) -> Any:
+        """Run ``cell``.  For a sync cell, returns nothing (the value is read with
+        :meth:`take_value`); for an async cell, returns the coroutine to be awaited."""
+        self.globals.pop(_LAST, None)
+        return eval(cell.code, self.globals)
+
+    def take_value(self) -> Any:
+        """The last expression's value of the cell that just ran (``None`` if none)."""
+        return self.globals.pop(_LAST, None)
+
+    def discard_value(self) -> None:
+        self.globals.pop(_LAST, None)
+
+    # -- errors -----------------------------------------------------------------------
+
+    def script_error(self, exc: BaseException) -> ScriptError:
+        """Describe ``exc`` for the caller: type, message, a traceback trimmed to the
+        user's frames, and the line in the user's script."""
+        if isinstance(exc, SyntaxError) and exc.filename in self.filenames:
+            text = "".join(traceback.format_exception_only(type(exc), exc))
+            return ScriptError(
+                type=type(exc).__name__,
+                message=exc.msg or str(exc),
+                traceback=text,
+                lineno=exc.lineno,
+                filename=exc.filename,
+            )
+        if isinstance(exc, ExecutionInterrupted):
+            etype = exc.error_type
+        elif isinstance(exc, HostError):
+            etype = exc.type
+        else:
+            etype = type(exc).__name__
+        tb = _trim(exc.__traceback__)
+        lineno: int | None = None
+        filename: str | None = None
+        t = tb
+        while t is not None:
+            if t.tb_frame.f_code.co_filename in self.filenames:
+                lineno = t.tb_lineno
+                filename = t.tb_frame.f_code.co_filename
+            t = t.tb_next
+        try:
+            text = "".join(traceback.format_exception(type(exc), exc, tb))
+        except Exception:  # a broken __str__ must not break error reporting
+            text = f"{etype}: <unprintable>\n"
+        if isinstance(exc, ExecutionInterrupted) and etype != type(exc).__name__:
+            text = text.replace(type(exc).__name__, etype, 1) if text else text
+        try:
+            message = str(exc)
+        except Exception:
+            message = "<unprintable message>"
+        if isinstance(exc, KeyError) and len(exc.args) == 1:
+            message = repr(exc.args[0])
+        return ScriptError(etype, message, text, lineno, filename)
+
+
+def _is_internal(filename: str) -> bool:
+    return filename.startswith(_PACKAGE_DIR) or filename.startswith(_ASYNCIO_DIR)
+
+
+def _trim(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """Rebuild a traceback without the runtime's own frames (and asyncio's), so the user
+    (and the model) sees only frames of their code and of the libraries it called."""
+    frames: list[types.TracebackType] = []
+    while tb is not None:
+        if not _is_internal(tb.tb_frame.f_code.co_filename):
+            frames.append(tb)
+        tb = tb.tb_next
+    new: types.TracebackType | None = None
+    for t in reversed(frames):
+        new = types.TracebackType(new, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return new
+
+
+# -- output capture ------------------------------------------------------------------
+
+class OutputCapture:
+    """The output of one execution: kept in full (for ``result.stdout``) and streamed as
+    ``print`` events, line-buffered so that one ``print`` is one event.
+
+    ``emit(stream, text)`` is called with complete lines (and with any rest at
+    :meth:`flush`).  The byte budget is checked at each write: the write that crosses it
+    raises :class:`~monty_runtime.errors.OutputLimitExceeded`.
+    """
+
+    __slots__ = ("_emit", "_exc", "_pending", "_used", "limit", "parts")
+
+    def __init__(
+        self,
+        emit: Callable[[str, str], None],
+        limit: int,
+        exc: Callable[[str], BaseException],
+    ) -> None:
+        self._emit = emit
+        self._exc = exc
+        self.limit = limit
+        self._used = 0
+        self.parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._pending: dict[str, str] = {"stdout": "", "stderr": ""}
+
+    def write(self, stream: str, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        n = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+        if self._used + n > self.limit:
+            room = self.limit - self._used
+            if room > 0:
+                head = text.encode("utf-8", "replace")[:room].decode("utf-8", "ignore")
+                self._used = self.limit
+                self._add(stream, head)
+            self.flush()
+            raise self._exc(f"output exceeded max_output_bytes={self.limit}")
+        self._used += n
+        self._add(stream, text)
+        return len(text)
+
+    def _add(self, stream: str, text: str) -> None:
+        self.parts[stream].append(text)
+        pending = self._pending[stream] + text
+        cut = pending.rfind("\n")
+        if cut < 0:
+            self._pending[stream] = pending
+            return
+        self._pending[stream] = pending[cut + 1 :]
+        self._emit(stream, pending[: cut + 1])
+
+    def flush(self) -> None:
+        """Emit what is pending (called before a host call and at the end of a run)."""
+        for stream in ("stdout", "stderr"):
+            rest = self._pending[stream]
+            if rest:
+                self._pending[stream] = ""
+                self._emit(stream, rest)
+
+    def text(self, stream: str) -> str:
+        return "".join(self.parts[stream])
+
+
+#: The output capture of the execution running in this context (thread or task).
+current_capture: contextvars.ContextVar[OutputCapture | None] = contextvars.ContextVar(
+    "monty_current_capture", default=None
+)
+
+
+class _StreamRouter(io.TextIOBase):
+    """Replaces ``sys.stdout``/``sys.stderr`` once per process: writes made inside an
+    execution (in its thread, its tasks, or a host function it called) go to that
+    execution's capture; all other writes go to the original stream.  Routing by
+    context is what keeps the output of parallel executions apart."""
+
+    def __init__(self, name: str, fallback: TextIO) -> None:
+        self._name = name
+        self.fallback = fallback
+
+    def write(self, s: str) -> int:
+        cap = current_capture.get()
+        if cap is None:
+            return self.fallback.write(s)
+        return cap.write(self._name, s)
+
+    def flush(self) -> None:
+        if current_capture.get() is None:
+            self.fallback.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def fileno(self) -> int:
+        return self.fallback.fileno()
+
+
+def install_stream_router() -> None:
+    """Make sure ``sys.stdout``/``sys.stderr`` route by execution (cheap when already
+    installed; re-installs if something replaced them, e.g. executed code)."""
+    out = sys.stdout
+    if not isinstance(out, _StreamRouter):
+        sys.stdout = _StreamRouter("stdout", out)  # type: ignore[assignment]
+    err = sys.stderr
+    if not isinstance(err, _StreamRouter):
+        sys.stderr = _StreamRouter("stderr", err)  # type: ignore[assignment]
