@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextvars
 import dis
-import json
 import itertools
+import json
 import sys
 import threading
 import time

@@ -168,7 +168,7 @@ class HostFunction:
     @classmethod
     def from_callable(
         cls,
-        fn: Callable[..., Any],
+        fn: Callable[..., Any] | HostFunction,
         *,
         name: str | None = None,
         description: str | None = None,
@@ -210,7 +210,7 @@ class HostFunction:
             parameters=params,
             signature=sig,
             is_async=inspect.iscoroutinefunction(fn)
-            or inspect.iscoroutinefunction(getattr(fn, "__call__", None)),
+            or inspect.iscoroutinefunction(type(fn).__call__),
         )
 
     @classmethod

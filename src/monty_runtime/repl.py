@@ -17,6 +17,7 @@ runs on an event loop of the execution.
 from __future__ import annotations
 
 import ast
+import asyncio
 import builtins
 import contextvars
 import io
@@ -37,7 +38,7 @@ __all__ = ["CompiledCell", "OutputCapture", "Repl", "install_stream_router"]
 _LAST = "__monty_last_value__"
 _CO_COROUTINE = 0x0080
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-_ASYNCIO_DIR = os.path.dirname(os.path.abspath(__import__("asyncio").__file__))
+_ASYNCIO_DIR = os.path.dirname(os.path.abspath(asyncio.__file__ or ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,7 @@ class Repl:
         """Compile one cell (raises ``SyntaxError``).  Compiled cells are cached by source
         and file name: an agent often repeats the same small snippet."""
         key = (source, filename)
+        self._register_source(source, filename)
         cell = self._cache.get(key)
         if cell is None:
             flags = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
@@ -109,7 +111,6 @@ class Repl:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(key)
-        self._register_source(source, filename)
         return cell
 
     def _register_source(self, source: str, filename: str) -> None:

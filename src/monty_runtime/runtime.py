@@ -46,15 +46,15 @@ class EventStream:
         if self._closed:
             return
         buf = self._buffer
-        if (
-            buf
-            and isinstance(event, Print)
-            and isinstance(buf[-1], Print)
-            and buf[-1].stream == event.stream
-            and buf[-1].execution_id == event.execution_id
-        ):
-            last = buf.pop()
-            event = Print(last.execution_id, last.stream, last.text + event.text)
+        if buf and isinstance(event, Print):
+            last = buf[-1]
+            if (
+                isinstance(last, Print)
+                and last.stream == event.stream
+                and last.execution_id == event.execution_id
+            ):
+                buf.pop()
+                event = Print(last.execution_id, last.stream, last.text + event.text)
         buf.append(event)
         self._wake()
 
@@ -306,10 +306,10 @@ class MontyRuntime:
         call_limits = self.limits if limits is None else Limits.coerce(limits)
         if self.sandbox:
             bridge = self._new_bridge()
-        else:
+        elif self._bridge is not None:
             bridge = self._bridge
-            if bridge is None:
-                bridge = self._bridge = self._new_bridge()
+        else:
+            bridge = self._bridge = self._new_bridge()
         handle = ExecutionHandle(loop)
         subscribers = self._subscribers
         stream = handle.events
