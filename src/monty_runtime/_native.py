@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
-import os
+import queue
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,20 +30,54 @@ _clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
 )
 
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+class _Workers:
+    """A minimal thread pool for executions: an idle thread waits on its own queue, a
+    job goes to the most recently idle thread (warm caches) or to a new thread.
+
+    Cheaper than ``ThreadPoolExecutor`` on the hot path (no Future, no work-item
+    bookkeeping): the hand-off is one ``SimpleQueue.put``.  Idle threads beyond
+    ``keep`` exit after ``idle_timeout`` seconds.
+    """
+
+    def __init__(self, keep: int = 4, idle_timeout: float = 30.0) -> None:
+        self._idle: list[queue.SimpleQueue[Callable[[], None] | None]] = []
+        self._lock = threading.Lock()
+        self._keep = keep
+        self._idle_timeout = idle_timeout
+        self._count = 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is None:
+            inbox = queue.SimpleQueue()
+            self._count += 1
+            threading.Thread(
+                target=self._run, args=(inbox,), name=f"monty-exec-{self._count}", daemon=True
+            ).start()
+        inbox.put(job)
+
+    def _run(self, inbox: queue.SimpleQueue[Callable[[], None] | None]) -> None:
+        while True:
+            try:
+                job = inbox.get(timeout=self._idle_timeout)
+            except queue.Empty:
+                with self._lock:
+                    if len(self._idle) > self._keep and inbox in self._idle:
+                        self._idle.remove(inbox)
+                        return
+                continue
+            if job is None:
+                return
+            try:
+                job()
+            except BaseException:  # noqa: S110 - the job reports its own errors
+                pass
+            with self._lock:
+                self._idle.append(inbox)
 
 
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=max(32, (os.cpu_count() or 2) * 8),
-                    thread_name_prefix="monty-exec",
-                )
-    return _pool
+_workers = _Workers()
 
 
 def _loop(ex: Execution) -> asyncio.AbstractEventLoop:
@@ -72,7 +106,7 @@ class NativePlatform:
             finally:
                 self._disarm(execution)
 
-        _executor().submit(run)
+        _workers.submit(run)
 
     def to_host(self, execution: Execution, fn: Callable[[], None]) -> None:
         loop = _loop(execution)

@@ -124,11 +124,11 @@ _VALUE_OPS = frozenset(
         "TO_BOOL",
         "LOAD_ATTR",
         "LOAD_METHOD",
-        "YIELD_VALUE",
         "JUMP_IF_TRUE_OR_POP",
         "JUMP_IF_FALSE_OR_POP",
     }
 )
+_COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
 _next_op_cache: dict[Any, dict[int, str]] = {}
 
 
@@ -153,9 +153,17 @@ def _wants_awaitable(frame: Any) -> bool:
     and blocks when the result is used as a value (stored, compared, iterated, an
     attribute read, returned).  Both answers start the host call at once.
     """
-    if not frame.f_code.co_flags & (_CO_COROUTINE | _CO_ASYNC_GENERATOR):
-        return False
-    return _next_opname(frame.f_code, frame.f_lasti) not in _VALUE_OPS
+    code = frame.f_code
+    if not code.co_flags & (_CO_COROUTINE | _CO_ASYNC_GENERATOR):
+        # A comprehension or generator expression is its own function (always for a
+        # generator expression, before Python 3.12 for the others); it belongs to the
+        # async code that runs it.
+        if code.co_name not in _COMPREHENSIONS:
+            return False
+        outer = frame.f_back
+        if outer is None or not outer.f_code.co_flags & (_CO_COROUTINE | _CO_ASYNC_GENERATOR):
+            return False
+    return _next_opname(code, frame.f_lasti) not in _VALUE_OPS
 
 
 class HostProxy:
@@ -366,7 +374,7 @@ class Execution:
         platform = self.bridge.platform
         if awaited:
             inner = platform.host_async(self, hf, call_args, call_kwargs)
-            return _PendingCall(self, hf.name, call_id, started, inner)
+            return _pending_call(self, hf.name, call_id, started, inner)
         try:
             value = platform.host_sync(self, hf, call_args, call_kwargs)
         except BaseException as exc:
@@ -404,28 +412,16 @@ class Execution:
         self.bridge.platform.interrupt(self, exc)
 
 
-class _PendingCall:
-    """What ``await host_fn(...)`` awaits; the call already started when it was made."""
-
-    __slots__ = ("_call_id", "_ex", "_inner", "_name", "_started")
-
-    def __init__(self, ex: Execution, name: str, call_id: str, started: float,
-                 inner: Awaitable[Any]) -> None:
-        self._ex = ex
-        self._name = name
-        self._call_id = call_id
-        self._started = started
-        self._inner = inner
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        try:
-            value = yield from self._inner.__await__()
-        except BaseException as exc:
-            raise self._ex.call_failed(self._name, self._call_id, self._started, exc) from None
-        return self._ex.call_returned(self._name, self._call_id, self._started, value)
-
-    def __repr__(self) -> str:
-        return f"<pending host call {self._name} (await it)>"
+async def _pending_call(
+    ex: Execution, name: str, call_id: str, started: float, inner: Awaitable[Any]
+) -> Any:
+    """What ``await host_fn(...)`` awaits: a real coroutine, so ``create_task``,
+    ``TaskGroup`` and ``gather`` accept it.  The call itself started when it was made."""
+    try:
+        value = await inner
+    except BaseException as exc:
+        raise ex.call_failed(name, call_id, started, exc) from None
+    return ex.call_returned(name, call_id, started, value)
 
 
 def _ms(started: float) -> float:
@@ -517,7 +513,8 @@ class PlatformBridge:
             )
             ex.prelude = prelude
             self._current = ex
-            ex.push(RunStarted(ex.id))
+            # Delivered at once: nothing can precede it, and it saves a hop.
+            on_event(RunStarted(ex.id))
             if ex.limits.timeout is not None:
                 self._arm_timeout(ex)
             self.platform.submit(ex, lambda: self._job(ex))
@@ -608,6 +605,12 @@ class PlatformBridge:
             ):
                 exc = ex.interrupt_exc()
             error = repl.script_error(exc)
+            if error.type == "TimeoutError" and not error.message:
+                message = f"execution exceeded timeout={ex.limits.timeout}s"
+                error = ScriptError(
+                    error.type, message, error.traceback.rstrip() + " " + message + "\n",
+                    error.lineno, error.filename,
+                )
         try:
             ex.capture.flush()
         except BaseException:  # pragma: no cover

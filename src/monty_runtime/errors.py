@@ -59,12 +59,12 @@ class HostError(Exception):
     ``Error``).  ``type`` keeps the original type name; ``str(e)`` is the message.
     """
 
-    def __init__(self, message: str, type: str = "HostError") -> None:  # noqa: A002
+    def __init__(self, message: str, type: str = "HostError") -> None:
         super().__init__(message)
         self.type = type
 
 
-class ExecutionInterrupted(BaseException):  # noqa: N818 - reads as an event, not an error
+class ExecutionInterrupted(BaseException):
     """Base of the exceptions the runtime raises *into* executed code to stop it.
 
     They derive from ``BaseException`` so that the ``except Exception: pass`` an LLM

@@ -83,11 +83,13 @@ class Repl:
     calling the host is the platform's business (see ``bridge.py``).
     """
 
-    _cache_size = 128
+    _cache_size = 256
+    # Shared by all sessions: a code object does not depend on the globals it runs in,
+    # and sandbox mode makes a REPL per call.
+    _cache: OrderedDict[tuple[str, str], CompiledCell] = OrderedDict()
 
     def __init__(self) -> None:
         self.globals: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-        self._cache: OrderedDict[tuple[str, str], CompiledCell] = OrderedDict()
         self.filenames: set[str] = set()
 
     def compile(self, source: str, filename: str) -> CompiledCell:
@@ -106,18 +108,22 @@ class Repl:
                 tree, filename, "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
             )
             cell = CompiledCell(code, filename, bool(code.co_flags & _CO_COROUTINE), source)
-            self._cache[key] = cell
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        else:
-            self._cache.move_to_end(key)
+            cache = self._cache
+            cache[key] = cell
+            if len(cache) > self._cache_size:
+                try:
+                    cache.popitem(last=False)
+                except KeyError:  # pragma: no cover - a concurrent eviction won
+                    pass
         return cell
 
     def _register_source(self, source: str, filename: str) -> None:
         # So that tracebacks show the user's source lines.
         self.filenames.add(filename)
-        lines = source.splitlines(keepends=True)
-        linecache.cache[filename] = (len(source), None, lines, filename)
+        entry = linecache.cache.get(filename)
+        if entry is None or entry[0] != len(source) or "".join(entry[2]) != source:
+            lines = source.splitlines(keepends=True)
+            linecache.cache[filename] = (len(source), None, lines, filename)
 
     def start(self, cell: CompiledCell) -> Any:
         """Run ``cell``.  For a sync cell, returns nothing (the value is read with
@@ -162,11 +168,14 @@ class Repl:
                 filename = t.tb_frame.f_code.co_filename
             t = t.tb_next
         try:
-            text = "".join(traceback.format_exception(type(exc), exc, tb))
+            if isinstance(exc, ExecutionInterrupted | HostError):
+                # Name the type the caller sees, not the runtime's internal class.
+                head = "Traceback (most recent call last):\n" if tb is not None else ""
+                text = head + "".join(traceback.format_tb(tb)) + f"{etype}: {exc}\n"
+            else:
+                text = "".join(traceback.format_exception(type(exc), exc, tb))
         except Exception:  # a broken __str__ must not break error reporting
             text = f"{etype}: <unprintable>\n"
-        if isinstance(exc, ExecutionInterrupted) and etype != type(exc).__name__:
-            text = text.replace(type(exc).__name__, etype, 1) if text else text
         try:
             message = str(exc)
         except Exception:

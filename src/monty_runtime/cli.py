@@ -1,0 +1,102 @@
+"""Command line: ``python -m monty_runtime {build,serve}`` (also ``monty-runtime``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m monty_runtime",
+        description="monty-runtime: web build and development server.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p_build = sub.add_parser("build", help="build web/dist (wheel, micropip, lock file)")
+    p_build.add_argument("--project", type=Path, default=None, help="project folder")
+    p_build.add_argument("--force", action="store_true", help="redo every step")
+
+    p_serve = sub.add_parser("serve", help="build, then serve the web folder")
+    p_serve.add_argument("--port", type=int, default=8000, help="port (0: a free one)")
+    p_serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    p_serve.add_argument(
+        "--no-isolation",
+        action="store_true",
+        help="do not send COOP/COEP/CORP (the page is then not cross-origin isolated)",
+    )
+    p_serve.add_argument("--root", type=Path, default=None, help="web root (default: web/)")
+    p_serve.add_argument("--log", type=Path, default=None, help="append request lines here")
+    p_serve.add_argument("--no-build", action="store_true", help="skip the build")
+    p_serve.add_argument("--project", type=Path, default=None, help="project folder")
+    return parser
+
+
+def _build(project: Path | None, force: bool) -> int:
+    from monty_runtime._build import BuildError, build
+
+    try:
+        build(project, force=force)
+    except BuildError as exc:
+        print(f"build failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from monty_runtime._build import BuildError, find_project_root
+    from monty_runtime._server import ServerError, serve_forever
+
+    root: Path | None = args.root
+    if not args.no_build or root is None:
+        try:
+            project = find_project_root(args.project)
+        except BuildError as exc:
+            if root is None:
+                print(f"serve: {exc}", file=sys.stderr)
+                return 1
+            project = None
+        if not args.no_build and project is not None:
+            code = _build(project, False)
+            if code:
+                return code
+        if root is None and project is not None:
+            root = project / "web"
+    assert root is not None
+    log_stream: IO[str] | None = None
+    try:
+        log_stream = args.log.open("a", buffering=1) if args.log else sys.stderr
+        return serve_forever(
+            root,
+            host=args.host,
+            port=args.port,
+            isolated=not args.no_isolation,
+            log_stream=log_stream,
+        )
+    except ServerError as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"serve: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if args.log and log_stream is not None:
+            log_stream.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        return _build(args.project, args.force)
+    if args.command == "serve":
+        return _serve(args)
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
