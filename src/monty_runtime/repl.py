@@ -21,8 +21,10 @@ import asyncio
 import builtins
 import contextvars
 import io
+import itertools
 import linecache
 import os
+import re
 import sys
 import traceback
 import types
@@ -90,22 +92,29 @@ class Repl:
 
     def __init__(self) -> None:
         self.globals: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
-        self.filenames: set[str] = set()
 
     def compile(self, source: str, filename: str) -> CompiledCell:
         """Compile one cell (raises ``SyntaxError``).  Compiled cells are cached by source
-        and file name: an agent often repeats the same small snippet."""
+        and file name: an agent often repeats the same small snippet.
+
+        Each distinct cell is compiled under its own internal file name
+        (``main.py#12``), registered with :mod:`linecache`, so that a traceback through
+        a function defined three cells ago -- or through a parallel sandbox execution
+        with the same ``script_name`` -- shows the right source lines (and
+        ``inspect.getsource`` works).  Tracebacks given to the caller show the
+        ``script_name`` itself."""
         key = (source, filename)
-        self._register_source(source, filename)
         cell = self._cache.get(key)
         if cell is None:
+            internal = f"{filename}#{next(_cell_numbers)}"
+            _register_source(source, internal, filename)
             flags = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-            tree = compile(source, filename, "exec", flags, dont_inherit=True)
+            tree = compile(source, internal, "exec", flags, dont_inherit=True)
             assert isinstance(tree, ast.Module)
             _capture_last(tree.body)
             ast.fix_missing_locations(tree)
             code = compile(
-                tree, filename, "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+                tree, internal, "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
             )
             cell = CompiledCell(code, filename, bool(code.co_flags & _CO_COROUTINE), source)
             cache = self._cache
@@ -115,15 +124,9 @@ class Repl:
                     cache.popitem(last=False)
                 except KeyError:  # pragma: no cover - a concurrent eviction won
                     pass
+        elif cell.code.co_filename not in linecache.cache:  # someone cleared linecache
+            _register_source(source, cell.code.co_filename, filename)
         return cell
-
-    def _register_source(self, source: str, filename: str) -> None:
-        # So that tracebacks show the user's source lines.
-        self.filenames.add(filename)
-        entry = linecache.cache.get(filename)
-        if entry is None or entry[0] != len(source) or "".join(entry[2]) != source:
-            lines = source.splitlines(keepends=True)
-            linecache.cache[filename] = (len(source), None, lines, filename)
 
     def start(self, cell: CompiledCell) -> Any:
         """Run ``cell``.  For a sync cell, returns nothing (the value is read with
@@ -143,14 +146,14 @@ class Repl:
     def script_error(self, exc: BaseException) -> ScriptError:
         """Describe ``exc`` for the caller: type, message, a traceback trimmed to the
         user's frames, and the line in the user's script."""
-        if isinstance(exc, SyntaxError) and exc.filename in self.filenames:
-            text = "".join(traceback.format_exception_only(type(exc), exc))
+        if isinstance(exc, SyntaxError) and exc.filename in _display_names:
+            text = _display("".join(traceback.format_exception_only(type(exc), exc)))
             return ScriptError(
                 type=type(exc).__name__,
                 message=exc.msg or str(exc),
                 traceback=text,
                 lineno=exc.lineno,
-                filename=exc.filename,
+                filename=_display_names[exc.filename],
             )
         if isinstance(exc, ExecutionInterrupted):
             etype = exc.error_type
@@ -163,9 +166,10 @@ class Repl:
         filename: str | None = None
         t = tb
         while t is not None:
-            if t.tb_frame.f_code.co_filename in self.filenames:
+            shown = _display_names.get(t.tb_frame.f_code.co_filename)
+            if shown is not None:
                 lineno = t.tb_lineno
-                filename = t.tb_frame.f_code.co_filename
+                filename = shown
             t = t.tb_next
         try:
             if isinstance(exc, ExecutionInterrupted | HostError):
@@ -176,6 +180,7 @@ class Repl:
                 text = "".join(traceback.format_exception(type(exc), exc, tb))
         except Exception:  # a broken __str__ must not break error reporting
             text = f"{etype}: <unprintable>\n"
+        text = _display(text)
         try:
             message = str(exc)
         except Exception:
@@ -183,6 +188,25 @@ class Repl:
         if isinstance(exc, KeyError) and len(exc.args) == 1:
             message = repr(exc.args[0])
         return ScriptError(etype, message, text, lineno, filename)
+
+
+_cell_numbers = itertools.count(1)
+#: internal cell file name (``main.py#12``) -> the script name the user gave.
+_display_names: dict[str, str] = {}
+_CELL_FILE = re.compile(r'File "((?:[^"\\]|\\.)*)#\d+"')
+
+
+def _register_source(source: str, internal: str, shown: str) -> None:
+    lines = source.splitlines(keepends=True)
+    linecache.cache[internal] = (len(source), None, lines, internal)
+    _display_names[internal] = shown
+
+
+def _display(text: str) -> str:
+    """Show internal cell file names as the script name the user gave."""
+    if "#" not in text:
+        return text
+    return _CELL_FILE.sub(lambda m: f'File "{m.group(1)}"', text)
 
 
 def _is_internal(filename: str) -> bool:

@@ -625,3 +625,30 @@ async def test_stdout_restored_outside_executions(capsys: pytest.CaptureFixture[
     print("outside")
     assert "outside" in capsys.readouterr().out
     assert sys.stdout is not None
+
+
+async def test_traceback_shows_source_of_the_cell_that_defined_the_function() -> None:
+    async with MontyRuntime() as rt:
+        await rt.run("def helper():\n    return missing_name")
+        res = await rt.run("x = 1\nhelper()")
+        assert res.error is not None
+        tb = res.error.traceback
+        assert "return missing_name" in tb  # line 2 of the first cell, not of this one
+        assert "    helper()" in tb
+        assert 'File "main.py"' in tb and "#" not in tb
+
+
+async def test_parallel_sandbox_tracebacks_do_not_mix_sources() -> None:
+    async with MontyRuntime(sandbox=True) as rt:
+        codes = [f"import time\ntime.sleep(0.01)\nundefined_{i}" for i in range(6)]
+        results = await asyncio.gather(*(rt.run(c) for c in codes))
+        for i, res in enumerate(results):
+            assert res.error is not None
+            assert f"    undefined_{i}\n" in res.error.traceback
+
+
+async def test_getsource_works_for_functions_defined_in_cells() -> None:
+    async with MontyRuntime() as rt:
+        await rt.run("def f(a):\n    return a + 1")
+        res = await rt.run("import inspect\ninspect.getsource(f)")
+        assert res.value == "def f(a):\n    return a + 1"
