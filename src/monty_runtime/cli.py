@@ -1,4 +1,5 @@
-"""Command line: ``python -m monty_runtime {build,serve}`` (also ``monty-runtime``)."""
+"""Command line: ``python -m monty_runtime {build,serve,conformance,run}`` (also
+``monty-runtime``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import IO
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m monty_runtime",
-        description="monty-runtime: web build and development server.",
+        description="monty-runtime: web build, development server, conformance runner.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -32,7 +33,44 @@ def _parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--log", type=Path, default=None, help="append request lines here")
     p_serve.add_argument("--no-build", action="store_true", help="skip the build")
     p_serve.add_argument("--project", type=Path, default=None, help="project folder")
+
+    sub.add_parser(
+        "conformance",
+        help="run the conformance corpus on the native and/or browser backend",
+        add_help=False,
+    )
+    p_run = sub.add_parser("run", help="run Python code (a file, or stdin) on the native backend")
+    p_run.add_argument("file", nargs="?", type=Path, help="a .py file (default: stdin)")
+    p_run.add_argument("--timeout", type=float, default=None, help="seconds (default: none)")
+    p_run.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    import json
+
+    from monty_runtime import Limits, MontyRuntime
+
+    if args.file is None:
+        code, name = sys.stdin.read(), "<stdin>"
+    else:
+        try:
+            code, name = args.file.read_text(encoding="utf-8"), args.file.name
+        except OSError as exc:
+            print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+            return 2
+    with MontyRuntime(limits=Limits(timeout=args.timeout)) as rt:
+        result = rt.execute_sync(code, script_name=name)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        if result.error is not None:
+            sys.stderr.write(result.error.traceback or f"{result.error}\n")
+        elif result.value is not None:
+            print(repr(result.value))
+    return 0 if result.error is None else 1
 
 
 def _build(project: Path | None, force: bool) -> int:
@@ -88,8 +126,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "conformance":
+        from monty_runtime.conformance import main as conformance_main
+
+        return conformance_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args)
     if args.command == "build":
         return _build(args.project, args.force)
     if args.command == "serve":
