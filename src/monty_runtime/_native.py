@@ -71,7 +71,7 @@ class _Workers:
                 return
             try:
                 job()
-            except BaseException:  # noqa: S110 - the job reports its own errors
+            except BaseException:
                 pass
             with self._lock:
                 self._idle.append(inbox)

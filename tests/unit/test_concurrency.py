@@ -72,7 +72,8 @@ async def test_thousand_overlapping_calls_on_sandbox_runtime_never_busy() -> Non
             timeout=120,
         )
         assert len(results) == 1000
-        assert all(r.error is None and r.value == 1 for r in results)
+        bad = [(r.value, r.error) for r in results if r.error is not None or r.value != 1]
+        assert not bad, bad[:3]
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))

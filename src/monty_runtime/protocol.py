@@ -1,0 +1,100 @@
+"""Messages between the page (``web/monty-runtime.js``) and a runtime's Web Worker
+(``web/worker.js`` + :mod:`monty_runtime.worker`).
+
+``web/protocol.js`` defines the same table; ``tests/unit/test_protocol.py`` fails when
+the two drift.  Every message is an object with a ``type`` and the fields listed here
+(``required`` must be present; ``optional`` may be).  Page -> worker messages are plain
+objects (structured clone); worker -> page messages travel as JSON text, one message or
+a JSON array of messages (the worker batches what it posts in one turn).  Values
+inside (``args``, ``value`` ...) are in the wire form of :mod:`monty_runtime.codec`.
+
+page -> worker
+    ``init``         once, first: boot options, host function schemas, mode, limits
+    ``execute``      run ``code``; ``id`` is the page's request id (echoed by every reply)
+    ``host_result``  the answer to a ``host_call`` (``ok`` + ``value`` or ``error``)
+    ``interrupt``    raise ``KeyboardInterrupt`` in the running code (best effort); with
+                     ``id``, only in that request's execution
+    ``dispose``      stop; the page terminates the worker right after
+
+worker -> page
+    ``ready``        booted (``version``, boot ``phases`` in ms, ``env``)
+    ``boot_error``   the boot failed at ``step`` (then nothing else is sent)
+    ``event``        one event dict (``event``) of request ``id``
+    ``result``       the result of request ``id`` (the request is over)
+    ``rejected``     request ``id`` was refused (``error``: {name, message}), e.g. the
+                     bridge's ``StateError("Bridge is already executing")``; ``id`` is
+                     null for a message the worker could not attribute
+    ``host_call``    call host function ``name`` for request ``execution``; ``sync`` true
+                     means "answer through the shared buffer, the worker is blocked"
+    ``log``          a diagnostic line for the page's console
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+__all__ = [
+    "MESSAGES",
+    "PAGE_TO_WORKER",
+    "PROTOCOL_VERSION",
+    "WORKER_TO_PAGE",
+    "check_message",
+    "fields",
+]
+
+PROTOCOL_VERSION: Final = 1
+
+#: direction -> type -> {"required": [...], "optional": [...]}
+MESSAGES: Final[dict[str, dict[str, dict[str, list[str]]]]] = {
+    "page_to_worker": {
+        "init": {
+            "required": ["version", "functions", "sandbox", "limits", "sync"],
+            "optional": ["indexURL", "lockFileURL", "packageBaseUrl", "stepTimeoutMs",
+                         "syncBuffer"],
+        },
+        "execute": {"required": ["id", "code"], "optional": ["limits", "scriptName"]},
+        "host_result": {"required": ["id", "ok"], "optional": ["value", "error"]},
+        "interrupt": {"required": [], "optional": ["id"]},
+        "dispose": {"required": [], "optional": []},
+    },
+    "worker_to_page": {
+        "ready": {"required": ["version", "phases", "env"], "optional": []},
+        "boot_error": {"required": ["step", "message"], "optional": ["name"]},
+        "event": {"required": ["id", "event"], "optional": []},
+        "result": {
+            "required": ["id", "value", "stdout", "stderr", "error", "session_lost"],
+            "optional": ["execution_id", "duration_ms"],
+        },
+        "rejected": {"required": ["id", "error"], "optional": []},
+        "host_call": {
+            "required": ["id", "execution", "name", "args", "kwargs", "sync"],
+            "optional": [],
+        },
+        "log": {"required": ["level", "message"], "optional": []},
+    },
+}
+
+PAGE_TO_WORKER: Final = MESSAGES["page_to_worker"]
+WORKER_TO_PAGE: Final = MESSAGES["worker_to_page"]
+
+
+def fields(direction: str, kind: str) -> list[str]:
+    """All fields (required, then optional) of a message type."""
+    spec = MESSAGES[direction][kind]
+    return [*spec["required"], *spec["optional"]]
+
+
+def check_message(direction: str, message: Any) -> str | None:
+    """``None`` when ``message`` is a known message of ``direction`` with its required
+    fields, else what is wrong (unknown extra fields are tolerated)."""
+    table = MESSAGES[direction]
+    if not isinstance(message, dict):
+        return f"a message must be an object, got {type(message).__name__}"
+    kind = message.get("type")
+    spec = table.get(kind) if isinstance(kind, str) else None
+    if spec is None:
+        return f"unknown message type {kind!r:.60}"
+    missing = [f for f in spec["required"] if f not in message]
+    if missing:
+        return f"{kind} message without {', '.join(missing)}"
+    return None

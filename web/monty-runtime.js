@@ -1,0 +1,1019 @@
+/**
+ * monty-runtime in the browser: a stateful Python runtime for LLM tool calls, running
+ * in Pyodide inside one Web Worker per runtime.
+ *
+ * ```js
+ * import { MontyRuntime, StateError } from "./monty-runtime.js";
+ * const rt = await MontyRuntime.create({
+ *   functions: { get_weather: async (city) => ({ city, t: 21 }) },
+ * });
+ * const h = rt.execute("x = 1\nx + 1");
+ * for await (const ev of h.events) console.log(ev.type);
+ * const res = await h.result;          // { value: 2, stdout: "", error: null, ... }
+ * await rt.dispose();
+ * ```
+ *
+ * The contract is the Python bridge's, unchanged: one `execute()` per runtime at a
+ * time; an `execute()` that reaches a runtime still running an earlier one rejects its
+ * `result` with `StateError("Bridge is already executing")` (the check is made by the
+ * Python bridge inside the worker). The runtime does not queue. `sandbox: true` spreads
+ * executions over a pool of workers, each in a fresh REPL, so parallel calls work and
+ * no state persists.
+ *
+ * The page trusts no message from a worker: only known message types, request and call
+ * ids it issued, and registered function names are acted upon.
+ * ES module, no dependencies beyond codec.js and protocol.js, no bundler needed.
+ * @module monty-runtime
+ */
+
+import { decode, encode } from "./codec.js";
+import { PROTOCOL_VERSION, SYNC_BUFFER, checkMessage } from "./protocol.js";
+
+/** Code longer than this (UTF-8 bytes) is refused, as by the Python bridge. */
+export const MAX_CODE_BYTES = 1_000_000;
+
+const DISPOSED_MESSAGE = "MontyRuntime has been disposed";
+const DEFAULT_BOOT_TIMEOUT_MS = 120_000;
+const LIMIT_KEYS = {
+  timeout: "timeout",
+  grace: "grace",
+  maxOutputBytes: "max_output_bytes",
+  max_output_bytes: "max_output_bytes",
+  maxResultBytes: "max_result_bytes",
+  max_result_bytes: "max_result_bytes",
+  maxRecursionDepth: "max_recursion_depth",
+  max_recursion_depth: "max_recursion_depth",
+};
+const SYNC_MODES = ["auto", "jspi", "atomics", "none"];
+const CREATE_TOKEN = Symbol("MontyRuntime.create");
+
+// ----------------------------------------------------------------------------- errors
+
+/**
+ * The runtime cannot take this request in its current state. `reason` is "busy"
+ * (message "Bridge is already executing": another execution is still running on this
+ * runtime), "disposed" or "broken".
+ */
+export class StateError extends Error {
+  /**
+   * @param {string} message
+   * @param {"busy" | "disposed" | "broken"} [reason]
+   * @param {ErrorOptions} [options]
+   */
+  constructor(message, reason = "busy", options) {
+    super(message, options);
+    this.name = "StateError";
+    /** @type {"busy" | "disposed" | "broken"} */
+    this.reason = reason;
+  }
+}
+
+/** The worker running the execution died or reported an uncaught error. */
+export class WorkerCrashed extends Error {
+  /**
+   * @param {string} message
+   * @param {ErrorOptions} [options]
+   */
+  constructor(message, options) {
+    super(message, options);
+    this.name = "WorkerCrashed";
+  }
+}
+
+/** A worker failed to boot (`step` names the failed boot step). */
+export class BootError extends Error {
+  /**
+   * @param {string} message
+   * @param {string} [step]
+   * @param {ErrorOptions} [options]
+   */
+  constructor(message, step = "unknown", options) {
+    super(message, options);
+    this.name = "BootError";
+    /** @type {string} */
+    this.step = step;
+  }
+}
+
+/** A message broke the page/worker protocol. */
+export class ProtocolError extends Error {
+  /** @param {string} message */
+  constructor(message) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+function errorFromWorker(error) {
+  const name = String(error?.name ?? "Error");
+  const message = String(error?.message ?? "");
+  switch (name) {
+    case "StateError":
+      return new StateError(message, error?.reason ?? "busy");
+    case "TypeError":
+      return new TypeError(message);
+    case "ValueError":
+      return new RangeError(message);
+    case "ProtocolError":
+      return new ProtocolError(message);
+    case "BootError":
+      return new BootError(message, error?.step);
+    default: {
+      const err = new Error(message);
+      err.name = name;
+      return err;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------- small helpers
+
+/** UTF-8 length of `s` as Python's `s.encode("utf-8", "replace")` counts it. */
+function utf8Length(s) {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 1; // a lone surrogate becomes "?"
+    } else if (c >= 0xdc00 && c <= 0xdfff) n += 1;
+    else n += 3;
+  }
+  return n;
+}
+
+/** Throw what the Python bridge's check_code would raise, before anything is sent. */
+function checkCode(code) {
+  if (typeof code !== "string") {
+    throw new TypeError(`code must be a str, got ${code === null ? "null" : typeof code}`);
+  }
+  if (code.length > MAX_CODE_BYTES / 3 && utf8Length(code) > MAX_CODE_BYTES) {
+    throw new RangeError(`code is over the limit of ${MAX_CODE_BYTES} bytes`);
+  }
+}
+
+function normalizeLimits(limits, where) {
+  if (limits == null) return null;
+  if (typeof limits !== "object" || Array.isArray(limits)) {
+    throw new TypeError(`${where} must be an object, got ${typeof limits}`);
+  }
+  const out = {};
+  for (const [key, value] of Object.entries(limits)) {
+    const name = Object.hasOwn(LIMIT_KEYS, key) ? LIMIT_KEYS[key] : null;
+    if (name === null) throw new TypeError(`unknown limit: ${key}`);
+    if (value !== null && typeof value !== "number") {
+      throw new TypeError(`limit ${key} must be a number, got ${typeof value}`);
+    }
+    out[name] = value;
+  }
+  return out;
+}
+
+const PY_KEYWORDS = new Set(
+  ("False None True and as assert async await break class continue def del elif else except " +
+    "finally for from global if import in is lambda nonlocal not or pass raise return try " +
+    "while with yield").split(" "),
+);
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const isIdentifier = (s) => IDENT.test(s) && !PY_KEYWORDS.has(s);
+
+/**
+ * Parameters of a JS function from its source, when they are plain names: `(city,
+ * units) => ...` gives {city: {}, units: {}}, all required. Anything fancier (defaults,
+ * destructuring, rest, comments, native code) gives null: any arguments are accepted
+ * and keyword arguments arrive as a trailing object.
+ */
+function inferParameters(fn) {
+  let src;
+  try {
+    src = Function.prototype.toString.call(fn);
+  } catch {
+    return null;
+  }
+  if (src.includes("[native code]")) return null;
+  let list = null;
+  let m = /^(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>/.exec(src);
+  if (m) list = m[1];
+  else {
+    m = /^(?:async\s*)?(?:function\b\s*\*?\s*[\w$]*\s*|\*?\s*[\w$]+\s*)?\(([^)]*)\)/.exec(src);
+    if (m) list = m[1];
+  }
+  if (list === null) return null;
+  const names = list.trim() === "" ? [] : list.split(",").map((p) => p.trim());
+  if (!names.every(isIdentifier) || new Set(names).size !== names.length) return null;
+  const properties = {};
+  for (const name of names) properties[name] = {};
+  return names.length
+    ? { type: "object", properties, required: names }
+    : { type: "object", properties };
+}
+
+function normalizeFunctions(functions) {
+  /** @type {Map<string, {fn: Function, names: string[] | null}>} */
+  const table = new Map();
+  const schemas = [];
+  if (functions == null) return { table, schemas };
+  if (typeof functions !== "object" || Array.isArray(functions)) {
+    throw new TypeError("functions must be an object: { name: fn | { fn, description, parameters } }");
+  }
+  const spaces = new Set();
+  for (const [name, entry] of Object.entries(functions)) {
+    const parts = name.split(".");
+    if (parts.length > 2 || !parts.every(isIdentifier)) {
+      throw new TypeError(`host function name ${JSON.stringify(name)} is not a Python identifier`);
+    }
+    if (parts.length === 2) spaces.add(parts[0]);
+    const fn = typeof entry === "function" ? entry : entry?.fn;
+    if (typeof fn !== "function") throw new TypeError(`host function ${name} is not a function`);
+    let parameters = typeof entry === "function" ? undefined : entry.parameters;
+    if (parameters === undefined) parameters = inferParameters(fn);
+    if (parameters !== null && (typeof parameters !== "object" || Array.isArray(parameters))) {
+      throw new TypeError(`parameters of ${name} must be a JSON Schema object`);
+    }
+    const description = typeof entry === "function" ? "" : String(entry.description ?? "");
+    const names = parameters === null ? null : Object.keys(parameters.properties ?? {});
+    table.set(name, { fn, names });
+    schemas.push({ name, description, parameters });
+  }
+  for (const ns of spaces) {
+    if (table.has(ns)) throw new TypeError(`host function name ${ns} clashes with a namespace`);
+  }
+  return { table, schemas };
+}
+
+function errorInfo(err) {
+  if (err instanceof Error || (err && typeof err === "object" && "message" in err)) {
+    const type = typeof err.name === "string" && err.name ? err.name : "Error";
+    return { type, message: String(err.message ?? "") };
+  }
+  return { type: "Error", message: String(err) };
+}
+
+// ----------------------------------------------------------------------------- events
+
+/**
+ * An async iterable of one execution's events (the same dicts as the native
+ * backend's `event.to_dict()`), ending after `run_finished` / `run_error` or when the
+ * execution is refused. Single consumer. When the consumer lags, adjacent `print`
+ * events of one stream are merged (the text is exact).
+ * @implements {AsyncIterable<object>}
+ */
+export class EventStream {
+  constructor() {
+    this._buffer = [];
+    this._closed = false;
+    this._waiter = null;
+  }
+
+  /** @param {object} event */
+  _push(event) {
+    if (this._closed) return;
+    const buf = this._buffer;
+    const last = buf.length ? buf[buf.length - 1] : null;
+    if (last && event.type === "print" && last.type === "print" && last.stream === event.stream) {
+      buf[buf.length - 1] = { ...last, text: last.text + event.text };
+    } else {
+      buf.push(event);
+    }
+    this._wake();
+  }
+
+  _close() {
+    this._closed = true;
+    this._wake();
+  }
+
+  _wake() {
+    const waiter = this._waiter;
+    if (waiter !== null) {
+      this._waiter = null;
+      waiter();
+    }
+  }
+
+  /** @returns {AsyncIterator<object>} */
+  [Symbol.asyncIterator]() {
+    return {
+      next: async () => {
+        while (this._buffer.length === 0) {
+          if (this._closed) return { value: undefined, done: true };
+          await new Promise((resolve) => {
+            this._waiter = resolve;
+          });
+        }
+        return { value: this._buffer.shift(), done: false };
+      },
+      return: async () => {
+        this._buffer.length = 0;
+        this._closed = true;
+        return { value: undefined, done: true };
+      },
+    };
+  }
+
+  /** Everything buffered now (non-blocking). @returns {object[]} */
+  drain() {
+    return this._buffer.splice(0);
+  }
+}
+
+/**
+ * What `execute()` returns at once.
+ */
+class ExecutionHandle {
+  constructor(id, runtime) {
+    /** The page's request id. @type {number} */
+    this.id = id;
+    /** The worker's execution id ("ex-N"), known once `run_started` arrived. @type {string | null} */
+    this.executionId = null;
+    /** @type {EventStream} */
+    this.events = new EventStream();
+    /** @type {Promise<ExecutionResult>} */
+    this.result = new Promise((resolve, reject) => {
+      this._resolve = resolve;
+      this._reject = reject;
+    });
+    // A caller that reads only the events must not get "unhandled rejection" noise.
+    this.result.catch(() => {});
+    this._runtime = runtime;
+    this._host = null;
+    this._settled = false;
+    this._timer = null;
+  }
+
+  /** Raise KeyboardInterrupt in this execution's code, if it is still running. */
+  interrupt() {
+    if (!this._settled && this._host !== null) this._host.interrupt(this.id);
+  }
+
+  _event(event) {
+    if (this._settled) return;
+    if (event.type === "run_started" && typeof event.execution_id === "string") {
+      this.executionId = event.execution_id;
+    }
+    this.events._push(event);
+  }
+
+  _finish(result, error) {
+    if (this._settled) return;
+    this._settled = true;
+    if (this._timer !== null) clearTimeout(this._timer);
+    this.events._close();
+    if (error) this._reject(error);
+    else this._resolve(result);
+  }
+}
+
+/**
+ * @typedef {object} ExecutionResult
+ * @property {any} value the value of the last expression (decoded; null if none)
+ * @property {string} stdout
+ * @property {string} stderr
+ * @property {{type: string, message: string, traceback: string, lineno: number | null,
+ *   filename: string | null} | null} error the Python exception of the code, if any
+ * @property {boolean} sessionLost the REPL had to be replaced (its globals are gone)
+ * @property {boolean} session_lost same as sessionLost
+ * @property {string} executionId
+ * @property {number} durationMs
+ */
+
+// ----------------------------------------------------------------------------- worker
+
+/** One Web Worker and everything in flight on it. */
+class WorkerHost {
+  constructor(runtime, label) {
+    this.runtime = runtime;
+    this.label = label;
+    /** @type {Map<number, ExecutionHandle>} */
+    this.pending = new Map();
+    /** @type {Map<number, {execution: number, sync: boolean}>} host calls being answered */
+    this.calls = new Map();
+    /** Executions interrupted while their synchronous host_call was still on its way. */
+    this.interruptedSync = new Set();
+    this.state = "booting"; // booting -> ready -> dead
+    this.info = null;
+    this.sessionLost = false;
+    this.syncBuffer = null;
+    this._syncChain = Promise.resolve();
+    this._boot = null;
+    this.worker = null;
+  }
+
+  /** Start the worker; resolves when it is ready, rejects with BootError. */
+  start() {
+    const opts = this.runtime._options;
+    this._boot = new Promise((resolve, reject) => {
+      this._bootResolve = resolve;
+      this._bootReject = reject;
+    });
+    this._boot.catch(() => {});
+    let worker;
+    try {
+      worker = new Worker(opts.workerURL, { type: "module", name: this.label });
+    } catch (err) {
+      this._bootFailed(new BootError(`cannot start the worker: ${err?.message ?? err}`, "worker", { cause: err }));
+      return this._boot;
+    }
+    this.worker = worker;
+    worker.onmessage = (event) => this._onMessage(event.data);
+    worker.onerror = (event) => {
+      event.preventDefault?.();
+      const where = event.filename ? ` (${event.filename}:${event.lineno})` : "";
+      this._died(`the worker reported an uncaught error: ${event.message || "unknown error"}${where}`);
+    };
+    worker.onmessageerror = () => this._died("a worker message could not be deserialized");
+    if (opts.sync !== "none" && opts.sync !== "jspi" && globalThis.crossOriginIsolated === true &&
+        typeof SharedArrayBuffer === "function") {
+      this.syncBuffer = new SharedArrayBuffer(opts.syncBufferBytes);
+      this._i32 = new Int32Array(this.syncBuffer);
+      this._u8 = new Uint8Array(this.syncBuffer);
+    }
+    worker.postMessage({
+      type: "init",
+      version: PROTOCOL_VERSION,
+      functions: this.runtime._schemas,
+      sandbox: opts.sandbox,
+      limits: opts.limits,
+      sync: opts.sync,
+      indexURL: opts.indexURL,
+      lockFileURL: opts.lockFileURL,
+      packageBaseUrl: opts.packageBaseUrl,
+      stepTimeoutMs: opts.bootTimeoutMs,
+      syncBuffer: this.syncBuffer,
+    });
+    this._bootTimer = setTimeout(() => {
+      this._bootFailed(new BootError(`the worker did not boot within ${opts.bootTimeoutMs} ms`, "timeout"));
+    }, opts.bootTimeoutMs);
+    return this._boot;
+  }
+
+  get ready() {
+    return this._boot;
+  }
+
+  _bootFailed(error) {
+    if (this.state !== "booting") return;
+    this.state = "dead";
+    clearTimeout(this._bootTimer);
+    this.worker?.terminate();
+    this._bootReject(error);
+    for (const handle of this.pending.values()) handle._finish(null, error);
+    this.pending.clear();
+    this.runtime._hostDied(this);
+  }
+
+  /** Post an execute for `handle` (now, or once booted). */
+  send(handle, message) {
+    handle._host = this;
+    this.pending.set(handle.id, handle);
+    if (this.state === "ready") {
+      this.worker.postMessage(message);
+      return;
+    }
+    this._boot.then(
+      () => {
+        if (this.state === "ready" && this.pending.get(handle.id) === handle) this.worker.postMessage(message);
+      },
+      () => {}, // _bootFailed already rejected it
+    );
+  }
+
+  /** Interrupt every execution on this worker, or only request `id`'s. */
+  interrupt(id = undefined) {
+    if (this.state !== "ready") return;
+    this.worker.postMessage(id === undefined ? { type: "interrupt" } : { type: "interrupt", id });
+    if (this.syncBuffer === null) return;
+    // A worker blocked in Atomics.wait cannot read messages: answer its pending
+    // synchronous call with an interrupt instead (or the call it is about to make).
+    const targets = new Set(id === undefined ? this.pending.keys() : [id]);
+    for (const [callId, call] of this.calls) {
+      if (call.sync && targets.has(call.execution)) {
+        this.calls.delete(callId);
+        targets.delete(call.execution);
+        this._writeSync('{"interrupt":true}');
+      }
+    }
+    for (const target of targets) if (this.pending.has(target)) this.interruptedSync.add(target);
+  }
+
+  /** Reject everything in flight with `error` and terminate the worker. */
+  kill(error) {
+    if (this.state === "dead") return;
+    const booting = this.state === "booting";
+    this.state = "dead";
+    clearTimeout(this._bootTimer);
+    try {
+      this.worker?.postMessage({ type: "dispose" });
+    } catch {
+      // ignore: terminating anyway
+    }
+    this.worker?.terminate();
+    if (booting) this._bootReject(error);
+    for (const handle of this.pending.values()) handle._finish(null, error);
+    this.pending.clear();
+    this.calls.clear();
+  }
+
+  _died(reason) {
+    if (this.state === "booting") {
+      this._bootFailed(new BootError(reason, "worker"));
+      return;
+    }
+    if (this.state === "dead") return;
+    this.kill(new WorkerCrashed(reason));
+    this.runtime._hostDied(this);
+  }
+
+  _onMessage(data) {
+    // JSON text: one message, or an array of messages (a batch).
+    let msg = data;
+    if (typeof msg === "string") {
+      try {
+        msg = JSON.parse(msg);
+      } catch {
+        this._protocol("a worker message is not valid JSON");
+        return;
+      }
+    }
+    if (Array.isArray(msg)) {
+      for (const item of msg) {
+        if (this.state === "dead") return;
+        this._dispatch(item);
+      }
+      return;
+    }
+    this._dispatch(msg);
+  }
+
+  _dispatch(msg) {
+    const problem = checkMessage("worker_to_page", msg);
+    if (problem !== null) {
+      this._protocol(problem);
+      return;
+    }
+    switch (msg.type) {
+      case "event": {
+        const handle = this.pending.get(msg.id);
+        if (handle && msg.event && typeof msg.event === "object" && typeof msg.event.type === "string") {
+          handle._event(msg.event);
+          this.runtime._broadcast(msg.event);
+        }
+        return;
+      }
+      case "result": {
+        const handle = this.pending.get(msg.id);
+        if (!handle) return;
+        this.pending.delete(msg.id);
+        this.interruptedSync.delete(msg.id);
+        this._result(handle, msg);
+        return;
+      }
+      case "rejected": {
+        const handle = msg.id === null ? undefined : this.pending.get(msg.id);
+        if (!handle) {
+          this.runtime._orphanRejection(msg);
+          return;
+        }
+        this.pending.delete(msg.id);
+        this.interruptedSync.delete(msg.id);
+        handle._finish(null, errorFromWorker(msg.error));
+        return;
+      }
+      case "host_call":
+        this._hostCall(msg);
+        return;
+      case "ready":
+        if (this.state !== "booting") return;
+        if (msg.version !== PROTOCOL_VERSION) {
+          this._bootFailed(new BootError(
+            `protocol version mismatch: page ${PROTOCOL_VERSION}, worker ${msg.version}`, "ready"));
+          return;
+        }
+        clearTimeout(this._bootTimer);
+        this.state = "ready";
+        this.info = { phases: msg.phases, env: msg.env };
+        this._bootResolve(this.info);
+        return;
+      case "boot_error":
+        this._bootFailed(new BootError(`boot step "${msg.step}" failed: ${msg.message}`, String(msg.step)));
+        return;
+      case "log": {
+        const level = ["debug", "info", "warn", "error"].includes(msg.level) ? msg.level : "log";
+        console[level](`[monty-runtime ${this.label}] ${msg.message}`);
+        return;
+      }
+      default:
+        this._protocol(`unexpected ${msg.type} message`);
+    }
+  }
+
+  _protocol(problem) {
+    console.warn(`[monty-runtime ${this.label}] ignored a worker message: ${problem}`);
+  }
+
+  _result(handle, msg) {
+    let value;
+    try {
+      value = decode(msg.value);
+    } catch (err) {
+      handle._finish(null, new ProtocolError(`undecodable result value: ${err.message}`));
+      return;
+    }
+    const error = msg.error ?? null;
+    if (error !== null && error.type === "StateError") {
+      handle._finish(null, new StateError(String(error.message), "broken"));
+      return;
+    }
+    let sessionLost = Boolean(msg.session_lost);
+    if (this.sessionLost) {
+      this.sessionLost = false;
+      sessionLost = true;
+    }
+    handle._finish({
+      value,
+      stdout: String(msg.stdout ?? ""),
+      stderr: String(msg.stderr ?? ""),
+      error,
+      sessionLost,
+      session_lost: sessionLost,
+      executionId: msg.execution_id ?? handle.executionId,
+      durationMs: msg.duration_ms ?? 0,
+    });
+  }
+
+  _hostCall(msg) {
+    const { id, name } = msg;
+    const sync = msg.sync === true;
+    const reply = (answer) => {
+      if (this.state === "dead" || !this.calls.has(id)) return;
+      this.calls.delete(id);
+      answer.type = "host_result";
+      answer.id = id;
+      if (sync) this._writeSync(JSON.stringify(answer));
+      else this.worker.postMessage(answer);
+    };
+    if (typeof id !== "number" || this.calls.has(id)) {
+      this._protocol(`host_call with a bad or duplicate id ${JSON.stringify(id)}`);
+      return;
+    }
+    if (sync && this.syncBuffer === null) {
+      this._protocol("synchronous host_call without a shared buffer");
+      return;
+    }
+    if (sync && this.interruptedSync.delete(msg.execution)) {
+      this._writeSync('{"interrupt":true}');
+      return;
+    }
+    this.calls.set(id, { execution: msg.execution, sync });
+    const entry = typeof name === "string" ? this.runtime._functions.get(name) : undefined;
+    if (!this.pending.has(msg.execution) || entry === undefined) {
+      reply({
+        ok: false,
+        error: {
+          type: "ProtocolError",
+          message: entry === undefined ? `unknown host function ${String(name).slice(0, 80)}` : "unknown execution",
+        },
+      });
+      return;
+    }
+    let result;
+    try {
+      const args = decode(msg.args);
+      const kwargs = decode(msg.kwargs);
+      if (!Array.isArray(args) || kwargs === null || typeof kwargs !== "object") {
+        throw new TypeError("malformed arguments");
+      }
+      result = entry.fn(...arrange(entry.names, args, kwargs));
+    } catch (err) {
+      reply({ ok: false, error: errorInfo(err) });
+      return;
+    }
+    if (result !== null && typeof result === "object" && typeof result.then === "function") {
+      Promise.resolve(result).then(
+        (value) => reply({ ok: true, value: encode(value) }),
+        (err) => reply({ ok: false, error: errorInfo(err) }),
+      );
+    } else {
+      reply({ ok: true, value: encode(result) });
+    }
+  }
+
+  /** Write one answer into the shared buffer, chunk by chunk, for a blocked worker. */
+  _writeSync(text) {
+    const bytes = new TextEncoder().encode(text);
+    const i32 = this._i32;
+    const u8 = this._u8;
+    const room = u8.length - SYNC_BUFFER.HEADER_BYTES;
+    const write = async () => {
+      let offset = 0;
+      do {
+        for (;;) {
+          const current = Atomics.load(i32, SYNC_BUFFER.STATE);
+          if (current === SYNC_BUFFER.EMPTY) break;
+          if (this.state === "dead") return;
+          const waited = Atomics.waitAsync(i32, SYNC_BUFFER.STATE, current, 1000);
+          if (waited.async) await waited.value;
+        }
+        const n = Math.min(room, bytes.length - offset);
+        u8.set(bytes.subarray(offset, offset + n), SYNC_BUFFER.HEADER_BYTES);
+        Atomics.store(i32, SYNC_BUFFER.LENGTH, n);
+        offset += n;
+        Atomics.store(i32, SYNC_BUFFER.STATE, offset >= bytes.length ? SYNC_BUFFER.LAST : SYNC_BUFFER.CHUNK);
+        Atomics.notify(i32, SYNC_BUFFER.STATE);
+      } while (offset < bytes.length);
+    };
+    this._syncChain = this._syncChain.then(write, write);
+  }
+}
+
+/** Positional arguments for a JS host function from Python's args and kwargs. */
+function arrange(names, args, kwargs) {
+  const keys = Object.keys(kwargs);
+  if (keys.length === 0) return args;
+  if (names === null) return [...args, kwargs];
+  const out = args.slice();
+  for (const key of keys) {
+    const index = names.indexOf(key);
+    if (index < 0) throw new TypeError(`unexpected keyword argument ${key}`);
+    while (out.length < index) out.push(undefined);
+    out[index] = kwargs[key];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------- runtime
+
+/**
+ * @typedef {object} CreateOptions
+ * @property {Record<string, Function | {fn: Function, description?: string,
+ *   parameters?: object | null}>} [functions] host functions callable from the code
+ * @property {boolean} [sandbox] a fresh REPL per execute, on a pool of workers
+ * @property {object} [limits] {timeout, maxOutputBytes, maxResultBytes,
+ *   maxRecursionDepth, grace} (snake_case accepted too)
+ * @property {number} [poolSize] sandbox pool size (default navigator.hardwareConcurrency)
+ * @property {string | URL} [workerURL] default: worker.js next to this module
+ * @property {number} [bootTimeoutMs] default 120000
+ * @property {string | URL} [indexURL] folder of pyodide.mjs
+ * @property {string | URL} [lockFileURL] our pyodide-lock.json
+ * @property {string | URL} [packageBaseUrl] base of the wheels (default: the lock file's folder)
+ * @property {"auto" | "jspi" | "atomics" | "none"} [sync] how sync-style host calls
+ *   block (default "auto": JSPI, else Atomics when cross-origin isolated, else refuse)
+ */
+
+/**
+ * A stateful Python runtime in a Web Worker. Create it with `await MontyRuntime.create()`.
+ */
+export class MontyRuntime {
+  /**
+   * Start a runtime and wait until its (first) worker is ready.
+   * @param {CreateOptions} [options]
+   * @returns {Promise<MontyRuntime>}
+   * @throws {BootError} the worker failed to boot (bad lock file URL, timeout, ...)
+   * @throws {TypeError} bad options
+   */
+  static async create(options = {}) {
+    const rt = new MontyRuntime(options, CREATE_TOKEN);
+    try {
+      await rt._first;
+    } catch (err) {
+      rt._disposeNow();
+      throw err;
+    }
+    return rt;
+  }
+
+  /** @private Use `MontyRuntime.create()`. */
+  constructor(options, token) {
+    if (token !== CREATE_TOKEN) throw new TypeError("use `await MontyRuntime.create(options)`");
+    if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+    const base = globalThis.location?.href;
+    const url = (value) => (value == null ? undefined : new URL(String(value), base).href);
+    const { table, schemas } = normalizeFunctions(options.functions);
+    const sync = options.sync ?? "auto";
+    if (!SYNC_MODES.includes(sync)) throw new TypeError(`sync must be one of ${SYNC_MODES.join(", ")}`);
+    const pool = options.poolSize ?? (globalThis.navigator?.hardwareConcurrency || 1);
+    if (!Number.isInteger(pool) || pool < 1) throw new TypeError("poolSize must be a positive integer");
+    const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
+    if (typeof bootTimeoutMs !== "number" || !(bootTimeoutMs > 0)) {
+      throw new TypeError("bootTimeoutMs must be a positive number");
+    }
+    this._options = {
+      sandbox: Boolean(options.sandbox),
+      limits: normalizeLimits(options.limits, "limits"),
+      poolSize: Math.max(1, pool),
+      workerURL: url(options.workerURL) ?? new URL("./worker.js", import.meta.url).href,
+      bootTimeoutMs,
+      indexURL: url(options.indexURL),
+      lockFileURL: url(options.lockFileURL),
+      packageBaseUrl: url(options.packageBaseUrl),
+      sync,
+      syncBufferBytes: options.syncBufferBytes ?? SYNC_BUFFER.DEFAULT_BYTES,
+    };
+    this._functions = table;
+    this._schemas = schemas;
+    /** @type {WorkerHost[]} */
+    this._hosts = [];
+    this._nextId = 1;
+    this._spawned = 0;
+    this._disposed = false;
+    this._listeners = new Set();
+    this._sessionLost = false;
+    this._first = this._spawn().ready;
+  }
+
+  /** True for a sandbox-mode runtime. @type {boolean} */
+  get sandbox() {
+    return this._options.sandbox;
+  }
+
+  /** True once dispose() was called. @type {boolean} */
+  get disposed() {
+    return this._disposed;
+  }
+
+  /** Boot phases (ms) and environment of the first worker. */
+  get info() {
+    return this._hosts[0]?.info ?? null;
+  }
+
+  /** The schemas ({name, description, parameters}) the worker checks calls against. */
+  get schemas() {
+    return this._schemas.map((s) => structuredClone(s));
+  }
+
+  /** Number of workers currently alive (booting or ready). */
+  get workerCount() {
+    return this._hosts.length;
+  }
+
+  _spawn() {
+    const host = new WorkerHost(this, `monty-${++this._spawned}`);
+    if (this._sessionLost) {
+      host.sessionLost = true;
+      this._sessionLost = false;
+    }
+    this._hosts.push(host);
+    host.start();
+    return host;
+  }
+
+  _hostDied(host) {
+    const index = this._hosts.indexOf(host);
+    if (index >= 0) this._hosts.splice(index, 1);
+    if (!this._options.sandbox && host.state === "dead" && host.info !== null) this._sessionLost = true;
+  }
+
+  _pick() {
+    const hosts = this._hosts;
+    if (!this._options.sandbox) return hosts[0] ?? this._spawn();
+    let best = null;
+    for (const host of hosts) {
+      if (best === null || host.pending.size < best.pending.size) best = host;
+    }
+    if (best === null || (best.pending.size > 0 && hosts.length < this._options.poolSize)) {
+      return this._spawn();
+    }
+    return best;
+  }
+
+  /**
+   * Run `code`; returns at once. `result` resolves to the ExecutionResult (a Python
+   * exception in the code is `result.error`, not a rejection) and rejects with
+   * StateError("Bridge is already executing") when another execution is still running
+   * on this (shared-mode) runtime, with WorkerCrashed when the worker died, and with
+   * StateError("MontyRuntime has been disposed") on dispose().
+   * @param {string} code
+   * @param {{limits?: object, scriptName?: string}} [options]
+   * @returns {{executionId: string | null, events: EventStream, result: Promise<ExecutionResult>,
+   *   interrupt(): void}}
+   * @throws {TypeError} code is not a string
+   * @throws {RangeError} code is over MAX_CODE_BYTES
+   * @throws {StateError} the runtime is disposed
+   */
+  execute(code, options = undefined) {
+    checkCode(code);
+    if (this._disposed) throw new StateError(DISPOSED_MESSAGE, "disposed");
+    const message = { type: "execute", id: this._nextId++, code };
+    if (options != null) {
+      if (typeof options !== "object") throw new TypeError("options must be an object");
+      if (options.limits != null) message.limits = normalizeLimits(options.limits, "options.limits");
+      if (options.scriptName != null) {
+        if (typeof options.scriptName !== "string") throw new TypeError("scriptName must be a string");
+        message.scriptName = options.scriptName;
+      }
+    }
+    const handle = new ExecutionHandle(message.id, this);
+    const host = this._pick();
+    host.send(handle, message);
+    this._armDeadline(handle, host, message.limits ?? this._options.limits);
+    return handle;
+  }
+
+  /**
+   * A last resort for code that cannot be interrupted in the worker (a CPU-bound loop
+   * past its timeout): when `limits.timeout` is set and no answer came within timeout +
+   * grace + 2 s, the worker is terminated and replaced, and the result is a
+   * TimeoutError with sessionLost.
+   */
+  _armDeadline(handle, host, limits) {
+    const timeout = limits?.timeout;
+    if (typeof timeout !== "number") return;
+    const grace = typeof limits.grace === "number" ? limits.grace : 1;
+    handle._timer = setTimeout(() => {
+      if (handle._settled || host.state === "dead") return;
+      const message = `execution exceeded timeout=${timeout}s and did not stop; the worker was replaced`;
+      host.pending.delete(handle.id);
+      handle._finish({
+        value: null,
+        stdout: "",
+        stderr: "",
+        error: { type: "TimeoutError", message, traceback: "", lineno: null, filename: null },
+        sessionLost: true,
+        session_lost: true,
+        executionId: handle.executionId,
+        durationMs: (timeout + grace) * 1000,
+      });
+      host.kill(new WorkerCrashed("the worker was replaced after a timeout"));
+      this._hostDied(host);
+      if (!this._options.sandbox) this._sessionLost = false; // said by this result already
+    }, (timeout + grace + 2) * 1000);
+  }
+
+  /**
+   * Raise KeyboardInterrupt in the running code (globals are kept). Best effort for
+   * now: pending host calls and awaits are interrupted; a CPU-bound loop is not.
+   */
+  interrupt() {
+    for (const host of this._hosts) host.interrupt();
+  }
+
+  /**
+   * Subscribe to every execution's events (returns an unsubscribe function).
+   * @param {(event: object) => void} listener
+   * @returns {() => void}
+   */
+  onEvent(listener) {
+    this._listeners.add(listener);
+    return () => this._listeners.delete(listener);
+  }
+
+  _broadcast(event) {
+    for (const listener of this._listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        console.error("monty-runtime event listener failed", err);
+      }
+    }
+  }
+
+  _orphanRejection(msg) {
+    console.warn(`[monty-runtime] the worker refused a message: ${msg.error?.name}: ${msg.error?.message}`);
+  }
+
+  /**
+   * Post a raw protocol message to the (first) worker and wait for the reply that
+   * carries its id. For diagnostics and tests of the protocol.
+   * @param {object} message
+   * @param {number} [timeoutMs]
+   * @returns {Promise<any>}
+   */
+  async _sendRaw(message, timeoutMs = 10_000) {
+    const host = this._hosts[0];
+    if (!host) throw new StateError(DISPOSED_MESSAGE, "disposed");
+    await host.ready;
+    const id = message?.id;
+    const handle = new ExecutionHandle(id, this);
+    if (typeof id === "number") host.pending.set(id, handle);
+    host.worker.postMessage(message);
+    const timer = new Promise((_, reject) =>
+      setTimeout(() => reject(new Error(`no reply within ${timeoutMs} ms`)), timeoutMs));
+    try {
+      return await Promise.race([handle.result, timer]);
+    } finally {
+      host.pending.delete(id);
+    }
+  }
+
+  _disposeNow() {
+    this._disposed = true;
+    const error = new StateError(DISPOSED_MESSAGE, "disposed");
+    for (const host of this._hosts.splice(0)) host.kill(error);
+    this._listeners.clear();
+  }
+
+  /**
+   * Dispose the runtime (idempotent): terminates its workers; pending results reject
+   * with StateError("MontyRuntime has been disposed"); later execute() throws it.
+   * @returns {Promise<void>}
+   */
+  async dispose() {
+    if (this._disposed) return;
+    this._disposeNow();
+  }
+}
