@@ -209,8 +209,16 @@ def _display(text: str) -> str:
     return _CELL_FILE.sub(lambda m: f'File "{m.group(1)}"', text)
 
 
+_LOOP_FILES = ("/pyodide/webloop.py", "/_pyodide/")
+
+
 def _is_internal(filename: str) -> bool:
-    return filename.startswith(_PACKAGE_DIR) or filename.startswith(_ASYNCIO_DIR)
+    """Frames of the runtime, of asyncio and of Pyodide's event loop: not the user's."""
+    return (
+        filename.startswith(_PACKAGE_DIR)
+        or filename.startswith(_ASYNCIO_DIR)
+        or any(part in filename for part in _LOOP_FILES)
+    )
 
 
 def _trim(tb: types.TracebackType | None) -> types.TracebackType | None:
