@@ -445,6 +445,9 @@ class PlatformBridge:
         self._host_globals = host_globals(self.functions)
         self.repl = self._new_repl()
         self._is_executing = False
+        # The flag above is what callers read; this lock is what makes taking it atomic
+        # even when a runtime is (wrongly) shared between threads.  Never blocks.
+        self._guard = threading.Lock()
         self._disposed = False
         self._current: Execution | None = None
         self.session = 1  # bumped whenever the REPL is replaced (state lost)
@@ -504,7 +507,10 @@ class PlatformBridge:
             ):
                 raise TypeError("inputs must be a dict whose keys are Python identifiers")
         # The guard: checked and taken synchronously, before anything can interleave.
-        self.check_ready()
+        if self._disposed:
+            raise StateError("Bridge has been disposed", "disposed")
+        if not self._guard.acquire(blocking=False):
+            raise StateError(BUSY_MESSAGE, "busy")
         self._is_executing = True
         try:
             ex = Execution(
@@ -519,10 +525,16 @@ class PlatformBridge:
                 self._arm_timeout(ex)
             self.platform.submit(ex, lambda: self._job(ex))
         except BaseException:
-            self._is_executing = False
-            self._current = None
+            self._release()
             raise
         return ex
+
+    def _release(self) -> None:
+        """Release the guard (idempotent; host side)."""
+        if self._is_executing:
+            self._is_executing = False
+            self._current = None
+            self._guard.release()
 
     def _arm_timeout(self, ex: Execution) -> None:
         timeout = ex.limits.timeout
@@ -643,8 +655,7 @@ class PlatformBridge:
         for timer in ex.timers:
             timer.cancel()
         if self._current is ex:
-            self._current = None
-            self._is_executing = False
+            self._release()
         ex.on_complete(result)
 
     def _lose_session(self, ex: Execution, etype: str, message: str) -> None:
@@ -693,10 +704,9 @@ class PlatformBridge:
             ex.completed = True
             for timer in ex.timers:
                 timer.cancel()
-            self._current = None
-            self._is_executing = False
+            self._release()
             return ex
-        self._is_executing = False
+        self._release()
         return None
 
 

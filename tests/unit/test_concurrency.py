@@ -131,3 +131,37 @@ def test_guard_always_released(paths: list[str]) -> None:
             assert (await asyncio.wait_for(rt.run("'alive'"), 10)).value == "alive"
 
     asyncio.run(main())
+
+
+def test_guard_is_atomic_across_threads() -> None:
+    """Even a runtime wrongly shared between threads admits one execution at a time."""
+    import threading
+
+    from monty_runtime._native import native_platform
+    from monty_runtime.bridge import PlatformBridge
+
+    for _ in range(20):
+        bridge = PlatformBridge(native_platform)
+        loop = asyncio.new_event_loop()
+        barrier = threading.Barrier(8)
+        accepted: list[int] = []
+        refused: list[int] = []
+
+        def attempt(i: int, bridge: PlatformBridge = bridge, loop: asyncio.AbstractEventLoop = loop,
+                    barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                bridge.execute("import time\ntime.sleep(0.05)", on_event=lambda e: None,
+                               on_complete=lambda r: None, host=loop)
+                accepted.append(i)
+            except StateError:
+                refused.append(i)
+
+        threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(accepted) == 1 and len(refused) == 7
+        loop.run_until_complete(asyncio.sleep(0.1))
+        loop.close()
