@@ -148,7 +148,8 @@ def test_guard_is_atomic_across_threads() -> None:
         refused: list[int] = []
 
         def attempt(i: int, bridge: PlatformBridge = bridge, loop: asyncio.AbstractEventLoop = loop,
-                    barrier: threading.Barrier = barrier) -> None:
+                    barrier: threading.Barrier = barrier, accepted: list[int] = accepted,
+                    refused: list[int] = refused) -> None:
             barrier.wait()
             try:
                 bridge.execute("import time\ntime.sleep(0.05)", on_event=lambda e: None,
