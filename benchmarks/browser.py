@@ -1,18 +1,28 @@
-"""Figures for the browser backend (web/monty-runtime.js + Pyodide worker), next to the
-bare-Pyodide anchor measured in the same run (benchmarks/browser_anchor.py):
+"""Figures for the browser backend (web/monty-runtime.js + Pyodide workers), printed in
+one run next to the bare-Pyodide anchor measured in the same run
+(benchmarks/browser_anchor.py: a bare Pyodide worker, cold boot and a
+``runPython("1+1")`` round trip over ``postMessage``).
 
-* first runtime ready (cold): ``MontyRuntime.create()`` in a fresh browser context
-  (empty HTTP cache), N boots;
-* a further runtime ready (warm): another ``create()`` in the same page;
-* ``execute("1+1")`` round trip from JS: ``await rt.execute("1+1").result``, N=200
-  sequential calls after a warm-up;
-* host call round trip: a JS host function called from Python, sync style
-  (``f(i)``, JSPI) and async style (``await f(i)``), timed inside Python per call;
+* cold boot: ``MontyRuntime.create()`` in a fresh browser context (empty HTTP cache and
+  Cache Storage); this first worker also makes the memory snapshot;
+* snapshot restore, one: further ``create()`` calls in the same page (the snapshot is in
+  the page's memory), one at a time;
+* snapshot restore, four at once: ``Promise.all`` of four ``create()``;
+* returning visit: the page reloaded in the same profile, ``create()`` restores the
+  snapshot from Cache Storage;
+* create() from a warm pool: ``MontyRuntime.prewarm(1)``, then ``create()`` with a host
+  function, waiting for the pool to refill before each one;
+* ``execute("1+1")`` round trip from JS: ``await rt.execute("1+1").result``;
+* host call round trip: a JS host function called from Python sync style (``f(i)``) with
+  JSPI and with Atomics (cross-origin isolated only), and ``await af(i)``, timed inside
+  Python per call;
+* print-heavy program: ``for i in range(N): print(i)``, lines per second and ``print``
+  events per second as the page receives them;
 * two-worker CPU speedup: two runtimes run the same ~1 s CPU-bound program at once.
 
 Run ``python benchmarks/browser.py`` (builds web/dist if needed, starts its own server
-and Chromium).  ``--no-isolation`` serves without COOP/COEP; ``--json`` prints the
-figures as JSON too.
+and Chromium). ``--no-isolation`` serves without COOP/COEP; ``--json`` prints the
+figures as JSON too; ``--quick`` takes fewer samples.
 """
 
 from __future__ import annotations
@@ -29,7 +39,16 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PAGE = "index.html?autostart=0"
-TARGET_ROUND_TRIP_MS = 0.5
+
+#: Targets (median, ms).
+TARGETS = {
+    "pool_create_ms": 50.0,
+    "restore_one_ms": 450.0,
+    "restore_cached_ms": 450.0,
+    "round_trip_ms": 0.2,
+    "host_call_jspi_ms": 0.3,
+    "host_call_atomics_ms": 0.3,
+}
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -55,30 +74,79 @@ def summarize(values: list[float]) -> dict[str, float]:
     }
 
 
-COLD_JS = """async () => {
-  const { MontyRuntime } = await import("./monty-runtime.js");
-  const t0 = performance.now();
-  const rt = await MontyRuntime.create();
-  const ms = performance.now() - t0;
-  const phases = rt.info.phases;
-  window.__rt = rt;
-  window.__MontyRuntime = MontyRuntime;
-  return { ms, phases };
+SETUP_JS = """async () => {
+  window.M = await import("./monty-runtime.js");
+  window.S = await import("./snapshot.js");
+  window.P = await import("./pool.js");
+  window.src = () => S.snapshotSource(new URL("./dist/build-info.json", location.href).href);
+  window.sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  return true;
 }"""
 
-WARM_JS = """async (n) => {
-  const out = [];
+COLD_JS = """async () => {
+  const t0 = performance.now();
+  const rt = await M.MontyRuntime.create();
+  const ms = performance.now() - t0;
+  window.__rt = rt;
+  await src().saved();
+  return { ms, boot: rt.boot, phases: rt.info.phases };
+}"""
+
+RESTORE_JS = """async (n) => {
+  const one = [];
+  const phases = [];
+  let last = null;
   for (let i = 0; i < n; i++) {
+    await sleep(100);
     const t0 = performance.now();
-    const rt = await window.__MontyRuntime.create();
-    out.push(performance.now() - t0);
+    const rt = await M.MontyRuntime.create();
+    one.push(performance.now() - t0);
+    phases.push(rt.info.phases);
+    last = rt.boot;
     await rt.dispose();
   }
-  return out;
+  const four = [];
+  for (let k = 0; k < Math.max(1, Math.floor(n / 4)); k++) {
+    await sleep(300);
+    const t0 = performance.now();
+    const rts = await Promise.all([0, 1, 2, 3].map(() => M.MontyRuntime.create()));
+    four.push(performance.now() - t0);
+    await Promise.all(rts.map((r) => r.dispose()));
+  }
+  return { one, four, phases, boot: last };
 }"""
 
-ROUND_TRIP_JS = """async ({ n, warmup }) => {
-  const rt = window.__rt;
+CACHED_JS = """async () => {
+  const t0 = performance.now();
+  const rt = await M.MontyRuntime.create();
+  const ms = performance.now() - t0;
+  const boot = rt.boot;
+  await rt.dispose();
+  return { ms, boot };
+}"""
+
+POOL_JS = """async (n) => {
+  await M.MontyRuntime.prewarm(1);
+  const pool = P.allPools()[0];
+  const out = [];
+  let boot = null;
+  for (let i = 0; i < n; i++) {
+    while (pool.idle < 1) await sleep(20);
+    await sleep(50);
+    const t0 = performance.now();
+    const rt = await M.MontyRuntime.create({ functions: { f: (x) => x } });
+    out.push(performance.now() - t0);
+    boot = rt.boot;
+    const ok = (await rt.execute("f(1)").result).value === 1;
+    if (!ok) throw new Error("pooled runtime does not call its host function");
+    await rt.dispose();
+  }
+  await M.MontyRuntime.prewarm(0);
+  return { ms: out, boot };
+}"""
+
+ROUND_TRIP_JS = """async ({ n, warmup, functions }) => {
+  const rt = functions ? await M.MontyRuntime.create({ functions: { f: (x) => x } }) : window.__rt;
   for (let i = 0; i < warmup; i++) await rt.execute("1+1").result;
   const out = [];
   for (let i = 0; i < n; i++) {
@@ -86,12 +154,12 @@ ROUND_TRIP_JS = """async ({ n, warmup }) => {
     await rt.execute("1+1").result;
     out.push(performance.now() - t0);
   }
+  if (functions) await rt.dispose();
   return out;
 }"""
 
-HOST_CALL_JS = """async ({ n }) => {
-  const { MontyRuntime } = await import("./monty-runtime.js");
-  const rt = await MontyRuntime.create({ functions: { f: (x) => x, af: async (x) => x } });
+HOST_CALL_JS = """async ({ n, sync }) => {
+  const rt = await M.MontyRuntime.create({ sync, functions: { f: (x) => x, af: async (x) => x } });
   const code = (call) => [
     "import time",
     "out = []",
@@ -101,18 +169,42 @@ HOST_CALL_JS = """async ({ n }) => {
     "    out.append((time.perf_counter() - t0) * 1000)",
     "out",
   ].join("\\n");
-  await rt.execute(code("f(i)")).result;
-  const sync = (await rt.execute(code("f(i)")).result).value;
-  const awaited = (await rt.execute(code("await af(i)")).result).value;
+  const run = async (c) => {
+    const res = await rt.execute(c).result;
+    if (res.error) throw new Error(res.error.type + ": " + res.error.message);
+    return res.value;
+  };
+  await run(code("f(i)"));
+  const syncStyle = await run(code("f(i)"));
+  const awaited = await run(code("await af(i)"));
   const env = rt.info?.env;
   await rt.dispose();
-  return { sync, awaited, env };
+  return { sync: syncStyle, awaited, env };
+}"""
+
+PRINT_JS = """async (n) => {
+  const rt = window.__rt;
+  const code = "for i in range(" + n + "):\\n    print(i)";
+  await rt.execute("for i in range(1000):\\n    print(i)").result;
+  const h = rt.execute(code);
+  let events = 0, lines = 0, first = null, last = null;
+  const t0 = performance.now();
+  for await (const ev of h.events) {
+    if (ev.type === "print") {
+      events += 1;
+      lines += ev.text.split("\\n").length - 1;
+      first ??= performance.now();
+      last = performance.now();
+    }
+  }
+  const res = await h.result;
+  const ms = performance.now() - t0;
+  return { ms, events, lines, streamMs: last - first, stdoutLines: res.stdout.split("\\n").length - 1 };
 }"""
 
 SPEEDUP_JS = """async () => {
-  const { MontyRuntime } = await import("./monty-runtime.js");
   const prog = (n) => "acc = 0\\nfor i in range(" + n + "):\\n    acc += i * i";
-  const [a, b] = await Promise.all([MontyRuntime.create(), MontyRuntime.create()]);
+  const [a, b] = await Promise.all([M.MontyRuntime.create(), M.MontyRuntime.create()]);
   await Promise.all([a.execute(prog(1500000)).result, b.execute(prog(1500000)).result]);
   let t = performance.now();
   await a.execute(prog(1000000)).result;
@@ -134,13 +226,16 @@ SPEEDUP_JS = """async () => {
 
 def measure(
     *,
-    round_trips: int = 200,
-    warmup: int = 20,
+    round_trips: int = 300,
+    warmup: int = 50,
     boots: int = 3,
-    warm_boots: int = 3,
-    host_calls: int = 200,
+    restores: int = 8,
+    pool_creates: int = 10,
+    host_calls: int = 300,
+    print_lines: int = 100_000,
     isolated: bool = True,
     anchor: bool = True,
+    speedup: bool = True,
 ) -> dict[str, Any]:
     sys.path.insert(0, str(PROJECT_ROOT / "src"))
     from monty_runtime._build import build
@@ -158,41 +253,79 @@ def measure(
             try:
                 cold: list[float] = []
                 phases: dict[str, list[float]] = {}
-                page = None
-                context = None
-                for i in range(boots):
+                cached: list[float] = []
+                cached_boot: dict[str, Any] = {}
+                page = context = None
+                for _ in range(boots):
                     if context is not None:
                         context.close()
                     context = browser.new_context()
-                    context.set_default_timeout(180_000)
+                    context.set_default_timeout(300_000)
                     page = context.new_page()
                     page.goto(server.url + PAGE, wait_until="load")
+                    page.evaluate(SETUP_JS)
                     got = page.evaluate(COLD_JS)
                     cold.append(float(got["ms"]))
                     for name, ms in got["phases"].items():
                         phases.setdefault(name, []).append(float(ms))
-                    del i
+                    # A returning visit: same profile, new page; the snapshot comes from
+                    # Cache Storage.
+                    page.evaluate("() => window.__rt.dispose()")
+                    page.reload(wait_until="load")
+                    page.evaluate(SETUP_JS)
+                    again = page.evaluate(CACHED_JS)
+                    cached.append(float(again["ms"]))
+                    cached_boot = again["boot"]
+                    page.evaluate(COLD_JS)  # a runtime for the figures below
                 assert page is not None and context is not None
-                warm = page.evaluate(WARM_JS, warm_boots)
-                trips = page.evaluate(ROUND_TRIP_JS, {"n": round_trips, "warmup": warmup})
-                calls = page.evaluate(HOST_CALL_JS, {"n": host_calls})
-                speed = page.evaluate(SPEEDUP_JS)
+                restore = page.evaluate(RESTORE_JS, restores)
+                pool = page.evaluate(POOL_JS, pool_creates)
+                trips = page.evaluate(
+                    ROUND_TRIP_JS, {"n": round_trips, "warmup": warmup, "functions": False}
+                )
+                trips_fn = page.evaluate(
+                    ROUND_TRIP_JS, {"n": round_trips, "warmup": warmup, "functions": True}
+                )
+                jspi = page.evaluate(HOST_CALL_JS, {"n": host_calls, "sync": "jspi"})
+                atomics = None
+                if page.evaluate("self.crossOriginIsolated"):
+                    atomics = page.evaluate(HOST_CALL_JS, {"n": host_calls, "sync": "atomics"})
+                prints = page.evaluate(PRINT_JS, print_lines)
+                speed = page.evaluate(SPEEDUP_JS) if speedup else None
+                restore_phases: dict[str, list[float]] = {}
+                for entry in restore["phases"]:
+                    for name, ms in entry.items():
+                        restore_phases.setdefault(name, []).append(float(ms))
                 figures.update(
                     {
                         "browser_version": browser.version,
                         "cross_origin_isolated": page.evaluate("self.crossOriginIsolated"),
-                        "env": calls["env"],
+                        "env": jspi["env"],
                         "cold_ready_ms": summarize(cold),
                         "phases_median_ms": {k: statistics.median(v) for k, v in phases.items()},
-                        "warm_ready_ms": summarize([float(x) for x in warm]),
+                        "restore_one_ms": summarize([float(x) for x in restore["one"]]),
+                        "restore_four_ms": summarize([float(x) for x in restore["four"]]),
+                        "restore_phases_median_ms": {
+                            k: statistics.median(v) for k, v in restore_phases.items()
+                        },
+                        "restore_boot": restore["boot"],
+                        "restore_cached_ms": summarize(cached),
+                        "restore_cached_boot": cached_boot,
+                        "pool_create_ms": summarize([float(x) for x in pool["ms"]]),
+                        "pool_boot": pool["boot"],
                         "round_trip_ms": summarize([float(x) for x in trips]),
-                        "host_call_sync_ms": summarize([float(x) for x in calls["sync"]]),
-                        "host_call_await_ms": summarize([float(x) for x in calls["awaited"]]),
-                        "speedup": max(t["speedup"] for t in speed["trials"]),
-                        "speedup_trials": speed["trials"],
-                        "speedup_n": speed["n"],
+                        "round_trip_functions_ms": summarize([float(x) for x in trips_fn]),
+                        "host_call_jspi_ms": summarize([float(x) for x in jspi["sync"]]),
+                        "host_call_await_ms": summarize([float(x) for x in jspi["awaited"]]),
+                        "host_call_atomics_ms": (
+                            summarize([float(x) for x in atomics["sync"]]) if atomics else None
+                        ),
+                        "prints": prints,
                     }
                 )
+                if speed is not None:
+                    figures["speedup"] = max(t["speedup"] for t in speed["trials"])
+                    figures["speedup_trials"] = speed["trials"]
                 context.close()
                 if anchor:
                     anchor_mod = _load(
@@ -213,67 +346,111 @@ def measure(
     return figures
 
 
+def _verdict(f: dict[str, Any], key: str) -> str:
+    s = f.get(key)
+    if not s:
+        return "n/a"
+    return "OK" if s["median"] <= TARGETS[key] else "over"
+
+
 def format_table(f: dict[str, Any]) -> str:
     mode = "isolated" if f["cross_origin_isolated"] else "not isolated"
     env = f.get("env") or {}
     lines = [
         f"browser backend: Chromium {f['browser_version']}, {mode}, "
         f"Pyodide {env.get('pyodideVersion')}, JSPI {env.get('jspi')}",
-        f"{'figure (ms)':<40}{'median':>10}{'min':>10}{'p95':>10}{'max':>10}{'n':>6}",
+        f"{'figure (ms)':<44}{'median':>10}{'min':>10}{'p95':>10}{'max':>10}{'n':>6}  target",
     ]
-    rows: list[tuple[str, dict[str, float]]] = [
-        ("first runtime ready (cold)", f["cold_ready_ms"]),
-        ("further runtime ready (warm)", f["warm_ready_ms"]),
-        ('execute("1+1") round trip', f["round_trip_ms"]),
-        ("host call, sync style f(i)", f["host_call_sync_ms"]),
-        ("host call, await af(i)", f["host_call_await_ms"]),
+    rows: list[tuple[str, dict[str, float] | None, str]] = [
+        ("cold boot, first runtime (makes snapshot)", f["cold_ready_ms"], ""),
+        ("snapshot restore, one new worker", f["restore_one_ms"], "restore_one_ms"),
+        ("snapshot restore, four at once (wall)", f["restore_four_ms"], ""),
+        ("returning visit: restore from Cache Storage", f["restore_cached_ms"],
+         "restore_cached_ms"),
+        ("create() from a warm pool", f["pool_create_ms"], "pool_create_ms"),
+        ('execute("1+1") round trip', f["round_trip_ms"], "round_trip_ms"),
+        ('execute("1+1"), runtime with a host fn', f["round_trip_functions_ms"], ""),
+        ("host call f(i), sync style, JSPI", f["host_call_jspi_ms"], "host_call_jspi_ms"),
+        ("host call f(i), sync style, Atomics", f["host_call_atomics_ms"],
+         "host_call_atomics_ms"),
+        ("host call await af(i)", f["host_call_await_ms"], ""),
     ]
     anchor = f.get("anchor")
     if anchor:
         rows += [
-            ("anchor: bare Pyodide cold ready", anchor["cold_ready_ms"]),
-            ('anchor: runPython("1+1") round trip', anchor["round_trip_ms"]),
+            ("anchor: bare Pyodide cold ready", anchor["cold_ready_ms"], ""),
+            ('anchor: runPython("1+1") round trip', anchor["round_trip_ms"], ""),
         ]
-    for label, s in rows:
+    for label, s, key in rows:
+        target = f"<= {TARGETS[key]:g} {_verdict(f, key)}" if key else ""
+        if s is None:
+            lines.append(f"{label:<44}{'n/a':>10}")
+            continue
         lines.append(
-            f"{label:<40}{s['median']:>10.3f}{s['min']:>10.3f}{s['p95']:>10.3f}"
-            f"{s['max']:>10.3f}{int(s['n']):>6}"
+            f"{label:<44}{s['median']:>10.3f}{s['min']:>10.3f}{s['p95']:>10.3f}"
+            f"{s['max']:>10.3f}{int(s['n']):>6}  {target}"
         )
-    trials = ", ".join(f"{t['speedup']:.2f}" for t in f["speedup_trials"])
-    lines.append(f"two-worker CPU speedup (best of {len(f['speedup_trials'])}): "
-                 f"{f['speedup']:.2f}x  (trials: {trials}; ~1 s each alone)")
-    rt = f["round_trip_ms"]["median"]
-    verdict = "OK" if rt <= TARGET_ROUND_TRIP_MS else "over"
-    extra = ""
+    p = f["prints"]
+    lines.append(
+        f"print-heavy program ({p['lines']} lines): {p['lines'] / p['ms'] * 1000:,.0f} lines/s, "
+        f"{p['events']} print events ({p['events'] / p['ms'] * 1000:,.0f} events/s), "
+        f"{p['ms']:.0f} ms to the result"
+    )
+    if "speedup" in f:
+        trials = ", ".join(f"{t['speedup']:.2f}" for t in f["speedup_trials"])
+        lines.append(f"two-worker CPU speedup (best of {len(f['speedup_trials'])}): "
+                     f"{f['speedup']:.2f}x  (trials: {trials}; ~1 s each alone)")
     if anchor:
-        extra = f"; anchor {anchor['round_trip_ms']['median']:.3f} ms"
-    lines.append(f"round trip median {rt:.3f} ms vs target {TARGET_ROUND_TRIP_MS} ms: "
-                 f"{verdict}{extra}")
-    phases = ", ".join(f"{k} {v:.0f}" for k, v in f["phases_median_ms"].items())
-    lines.append(f"boot phases (median ms): {phases}")
+        rt = f["round_trip_ms"]["median"]
+        a = anchor["round_trip_ms"]["median"]
+        lines.append(f'execute("1+1") {rt:.3f} ms vs anchor runPython {a:.3f} ms '
+                     f"({rt / a:.2f}x); cold boot {f['cold_ready_ms']['median']:.0f} ms vs "
+                     f"anchor {anchor['cold_ready_ms']['median']:.0f} ms")
+    lines.append("cold boot phases (median ms): " + ", ".join(
+        f"{k} {v:.0f}" for k, v in f["phases_median_ms"].items()))
+    lines.append("restore phases (median ms): " + ", ".join(
+        f"{k} {v:.0f}" for k, v in f["restore_phases_median_ms"].items()))
+    cb = f.get("restore_cached_boot") or {}
+    lines.append(f"returning visit boot: mode {cb.get('mode')}, snapshot {cb.get('snapshot')} "
+                 f"from {cb.get('snapshotFrom')}; " + ", ".join(
+                     f"{ph['name']} {ph['ms']:.0f}" for ph in cb.get("phases", [])))
+    pb = f.get("pool_boot") or {}
+    lines.append("pooled create() phases (last): " + ", ".join(
+        f"{ph['name']}{'*' if ph.get('background') else ''} {ph['ms']:.1f}"
+        for ph in pb.get("phases", [])) + "   (* = before create(), in the background)")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--round-trips", type=int, default=200)
-    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--round-trips", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--boots", type=int, default=3)
-    parser.add_argument("--warm-boots", type=int, default=3)
-    parser.add_argument("--host-calls", type=int, default=200)
+    parser.add_argument("--restores", type=int, default=8)
+    parser.add_argument("--pool-creates", type=int, default=10)
+    parser.add_argument("--host-calls", type=int, default=300)
+    parser.add_argument("--print-lines", type=int, default=100_000)
     parser.add_argument("--no-isolation", action="store_true")
     parser.add_argument("--no-anchor", action="store_true")
+    parser.add_argument("--no-speedup", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="fewer samples")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.boots, args.restores, args.pool_creates = 1, 4, 4
+        args.round_trips, args.host_calls, args.print_lines = 100, 100, 20_000
     started = time.perf_counter()
     figures = measure(
         round_trips=args.round_trips,
         warmup=args.warmup,
         boots=args.boots,
-        warm_boots=args.warm_boots,
+        restores=args.restores,
+        pool_creates=args.pool_creates,
         host_calls=args.host_calls,
+        print_lines=args.print_lines,
         isolated=not args.no_isolation,
         anchor=not args.no_anchor,
+        speedup=not args.no_speedup,
     )
     print(format_table(figures))
     if args.json:

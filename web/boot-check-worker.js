@@ -1,9 +1,12 @@
 // Minimal module worker used by boot-check.html, the boot tests and the browser
 // benchmarks. Messages in:
-//   {cmd: "boot", lockFileURL?, packageBaseUrl?, timeoutMs?, montyRuntime?}
+//   {cmd: "boot", lockFileURL?, packageBaseUrl?, timeoutMs?, montyRuntime?, bootPort?}
 //       -> {type: "phase", name, ms} per step, then {type: "booted", ok, ...}
+//       (with connect-src 'none' the worker cannot fetch: the page answers its boot
+//       fetches on bootPort, see boot-fetch.js)
 //   {cmd: "run", id, code} -> {type: "result", id, ok, value | error}
 import { boot, describe } from "./boot.js";
+import { installBootFetch } from "./boot-fetch.js";
 
 let pyodide = null;
 
@@ -29,6 +32,7 @@ function env() {
 
 async function onBoot(msg) {
   const started = performance.now();
+  const bootFetch = msg.bootPort instanceof MessagePort ? installBootFetch(msg.bootPort) : null;
   try {
     const montyRuntime = msg.montyRuntime !== false;
     const result = await boot({
@@ -39,6 +43,7 @@ async function onBoot(msg) {
       onPhase: (name, ms) => self.postMessage({ type: "phase", name, ms }),
     });
     pyodide = result.pyodide;
+    bootFetch?.close();
     // A fixed snippet: no data is interpolated into Python source.
     const version = montyRuntime
       ? pyodide.runPython("import monty_runtime, sys; sys.version")
@@ -53,6 +58,7 @@ async function onBoot(msg) {
       ...env(),
     });
   } catch (err) {
+    bootFetch?.close();
     self.postMessage({
       type: "booted",
       ok: false,

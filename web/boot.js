@@ -1,11 +1,24 @@
 // Worker boot chain: Pyodide (from this origin, with our lock file) -> monty-runtime
-// wheel -> micropip -> `import monty_runtime`.
+// wheel -> micropip (installed; imported on first use) -> `import monty_runtime`.
+// Or, with a snapshot (snapshot.js): lock file -> restore the snapshot; any failure
+// there falls back to the cold chain, and the result says so.
 //
 // Every step is a small awaited function, timed and reported through
 // onPhase(name, ms). A step that fails or takes longer than its timeout rejects with a
 // BootError whose message names the step and the cause; nothing waits forever.
 // Python source is never assembled from data: modules are imported by name with
 // pyodide.pyimport(), values travel as values.
+
+import {
+  SNAPSHOT_PRELOAD,
+  afterRestore,
+  checkSnapshotObject,
+  makeSnapshot as takeSnapshot,
+  restoreFiles,
+  snapshotMismatch,
+  snapshotUnsupported,
+  withBootAssets,
+} from "./snapshot.js";
 
 export const DEFAULT_STEP_TIMEOUT_MS = 60_000;
 
@@ -14,9 +27,11 @@ export const STEPS = Object.freeze([
   "loadPyodide",
   "loadPackage:monty-runtime",
   "loadPackage:micropip",
-  "import:micropip",
   "import:monty_runtime",
 ]);
+
+/** Steps of a boot from a snapshot (on failure: "snapshot:fallback", then STEPS). */
+export const SNAPSHOT_STEPS = Object.freeze(["lockfile", "snapshot:restore", "snapshot:resume"]);
 
 export class BootError extends Error {
   constructor(step, cause) {
@@ -159,36 +174,72 @@ export function pyImport(pyodide, name) {
  * @param {number} [options.timeoutMs] per-step timeout (default 60 s)
  * @param {boolean} [options.montyRuntime] load and import monty_runtime (default true);
  *   false gives a bare Pyodide (lockfile + loadPyodide only)
+ * @param {boolean} [options.importMicropip] also import micropip during the boot
+ *   (default false: it is installed, and imported on first use)
+ * @param {object | null} [options.snapshot] a snapshot (snapshot.js) to restore instead
+ *   of booting cold; if it does not fit or fails, the cold chain runs instead
+ * @param {boolean} [options.makeSnapshot] after a cold boot, take a snapshot (returned
+ *   as `snapshot.made`; a failure is reported, not thrown)
+ * @param {object | null} [options.assets] Pyodide's compiled module and stdlib from the
+ *   page (snapshot.js pyodideAssets), used instead of fetching and compiling them
  * @param {(text: string) => void} [options.stdout]
  * @param {(text: string) => void} [options.stderr]
- * @returns {Promise<{pyodide: any, phases: Record<string, number>, urls: object}>}
+ * @returns {Promise<{pyodide: any, phases: Record<string, number>, urls: object,
+ *   snapshot: {status: "none" | "restored" | "fallback" | "made" | "make-failed",
+ *   reason: string | null, made: object | null}}>}
  */
-export async function boot({
+export function boot(options = {}) {
+  return withBootAssets(options.assets ?? null, () => bootChain(options));
+}
+
+async function bootChain({
   indexURL,
   lockFileURL,
   packageBaseUrl,
   onPhase,
   timeoutMs = DEFAULT_STEP_TIMEOUT_MS,
   montyRuntime = true,
+  importMicropip = false,
+  snapshot = null,
+  makeSnapshot = false,
   stdout,
   stderr,
 } = {}) {
   const urls = resolveUrls({ indexURL, lockFileURL, packageBaseUrl });
   const phases = {};
   const step = (name, fn) => runStep(name, fn, { timeoutMs, phases, onPhase });
+  const report = { status: "none", reason: null, made: null };
+  const options = (extra) => ({
+    indexURL: urls.indexURL,
+    lockFileContents: lock,
+    packageBaseUrl: urls.packageBaseUrl,
+    checkAPIVersion: true,
+    ...(stdout ? { stdout } : {}),
+    ...(stderr ? { stderr } : {}),
+    ...extra,
+  });
 
   const lock = await step("lockfile", () => fetchLockFile(urls.lockFileURL));
 
+  if (snapshot !== null && montyRuntime) {
+    const restored = await restoreSnapshot(snapshot, { urls, lock, options, step, phases, onPhase, timeoutMs });
+    if (restored.pyodide) {
+      report.status = "restored";
+      return { pyodide: restored.pyodide, phases, urls, snapshot: report };
+    }
+    report.status = "fallback";
+    report.reason = restored.reason;
+  }
+
+  let make = makeSnapshot && montyRuntime;
   const pyodide = await step("loadPyodide", async () => {
-    const { loadPyodide } = await importPyodideModule(urls.indexURL);
-    return loadPyodide({
-      indexURL: urls.indexURL,
-      lockFileContents: lock,
-      packageBaseUrl: urls.packageBaseUrl,
-      checkAPIVersion: true,
-      ...(stdout ? { stdout } : {}),
-      ...(stderr ? { stderr } : {}),
-    });
+    const module = await importPyodideModule(urls.indexURL);
+    if (make && snapshotUnsupported(module.version) !== null) {
+      report.status = "make-failed";
+      report.reason = snapshotUnsupported(module.version);
+      make = false;
+    }
+    return module.loadPyodide(options(make ? { _makeSnapshot: true } : {}));
   });
 
   if (montyRuntime) {
@@ -197,12 +248,69 @@ export async function boot({
       loadPackageStrict(pyodide, "monty-runtime", base),
     );
     await step("loadPackage:micropip", () => loadPackageStrict(pyodide, "micropip", base));
-    await step("import:micropip", () => {
-      pyImport(pyodide, "micropip").destroy();
-    });
+    if (importMicropip) {
+      await step("import:micropip", () => {
+        pyImport(pyodide, "micropip").destroy();
+      });
+    }
     await step("import:monty_runtime", () => {
       pyImport(pyodide, "monty_runtime").destroy();
     });
   }
-  return { pyodide, phases, urls };
+  if (make) {
+    try {
+      report.made = await step("snapshot:make", () => {
+        for (const name of SNAPSHOT_PRELOAD) pyImport(pyodide, name).destroy();
+        const check = pyImport(pyodide, "monty_runtime._snapshot");
+        let problem;
+        try {
+          problem = check.check_clean();
+        } finally {
+          check.destroy();
+        }
+        if (typeof problem === "string") throw new Error(problem);
+        return takeSnapshot(pyodide, lock);
+      });
+      if (report.status !== "fallback") report.status = "made";
+    } catch (err) {
+      report.status = report.status === "fallback" ? "fallback" : "make-failed";
+      report.reason ??= describe(err.cause ?? err);
+    }
+  }
+  return { pyodide, phases, urls, snapshot: report };
+}
+
+/**
+ * Try to bring up Pyodide from `snapshot`; never throws. Resolves with `{pyodide}` or
+ * with `{pyodide: null, reason}` (the time spent is recorded as "snapshot:fallback").
+ */
+async function restoreSnapshot(snapshot, { urls, lock, options, phases, onPhase, timeoutMs }) {
+  const started = performance.now();
+  const step = (name, fn) => runStep(name, fn, { timeoutMs, phases, onPhase });
+  try {
+    const pyodide = await step("snapshot:restore", async () => {
+      checkSnapshotObject(snapshot);
+      const module = await importPyodideModule(urls.indexURL);
+      const problem = snapshotUnsupported(module.version) ??
+        snapshotMismatch(snapshot.meta, lock, module.version);
+      if (problem !== null) throw new Error(problem);
+      return module.loadPyodide(options({
+        _loadSnapshot: snapshot.pyodide,
+        fsInit: restoreFiles(snapshot),
+      }));
+    });
+    await step("snapshot:resume", () => afterRestore(pyodide));
+    return { pyodide };
+  } catch (err) {
+    const ms = performance.now() - started;
+    phases["snapshot:fallback"] = ms;
+    if (onPhase) {
+      try {
+        onPhase("snapshot:fallback", ms);
+      } catch {
+        // reported below
+      }
+    }
+    return { pyodide: null, reason: describe(err?.cause ?? err) };
+  }
 }

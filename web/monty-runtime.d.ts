@@ -81,6 +81,79 @@ export interface CreateOptions {
   sync?: "auto" | "jspi" | "atomics" | "none";
   /** Size of the shared buffer for Atomics-based sync calls (default 1 MiB). */
   syncBufferBytes?: number;
+  /**
+   * Default true: a worker not served with the worker Content-Security-Policy (no
+   * string evaluation, no connections) refuses to boot (BootError, step "csp").
+   * false boots it anyway; `info.env.csp` then says what is missing.
+   */
+  requireCSP?: boolean;
+  /**
+   * Warm start (default true): the first worker of a page boots cold and makes a memory
+   * snapshot of Pyodide with monty_runtime imported (before anything page-specific
+   * exists); later workers restore it instead of booting cold. It is kept in memory and
+   * in Cache Storage, keyed by the Pyodide version and the sha256 of every wheel
+   * (dist/build-info.json), so a returning visit skips the cold boot and a new build
+   * does not reuse an old snapshot. "memory": this page only; false: always cold.
+   * Any snapshot failure (damaged, made for other packages, refused by Pyodide) falls
+   * back to a cold boot, and `boot` says so.
+   */
+  snapshot?: boolean | "memory";
+  /** Take a pre-warmed worker (MontyRuntime.prewarm) if there is one for these boot
+   * options (default true). */
+  pool?: boolean;
+  /** The build's build-info.json (default: next to the lock file); keys the snapshot. */
+  buildInfoURL?: string | URL;
+}
+
+/** One step of a worker's boot, in order. */
+export interface BootPhase {
+  /**
+   * Page side: "snapshot:lookup" (build info and the Cache Storage read),
+   * "snapshot:verify" (sha256 of a snapshot read from Cache Storage),
+   * "snapshot:wait" (waiting for the page's first worker to make the snapshot),
+   * "pyodide:compile" (the page compiling Pyodide once for restoring workers),
+   * "pool:wait" (waiting for a pre-warmed worker still booting), "configure" (a pooled
+   * worker: sending it this runtime's functions, mode and limits until it is ready).
+   * Worker side: "csp", "lockfile", then either the cold chain "loadPyodide",
+   * "loadPackage:monty-runtime", "loadPackage:micropip", "import:monty_runtime"
+   * [, "snapshot:make"], or "snapshot:restore", "snapshot:resume" (a failed restore
+   * adds "snapshot:fallback", then the cold chain); then "import:monty_runtime.worker",
+   * "start". Other steps may appear (names are informative, not a contract).
+   */
+  name: string;
+  ms: number;
+  where: "page" | "worker";
+  /** True for a pooled worker's steps that ran before create() was called. */
+  background?: boolean;
+}
+
+/** How a runtime's (first) worker came up and where the time went. */
+export interface BootReport {
+  /** "snapshot": restored from a memory snapshot; "cold": booted from scratch. */
+  mode: "cold" | "snapshot";
+  /**
+   * "restored"; "made" (this cold worker made the page's snapshot); "fallback" (a
+   * snapshot was given but could not be used: see `reason`; the worker booted cold);
+   * "make-failed"; "disabled" (`snapshot: false`); "unavailable" (snapshots are off
+   * in this page: see `reason`); "none".
+   */
+  snapshot: "restored" | "made" | "fallback" | "make-failed" | "disabled" | "unavailable" | "none";
+  /** For "restored": read from Cache Storage ("cache") or made earlier in this page. */
+  snapshotFrom: "cache" | "page" | null;
+  /** Why a snapshot was not used, or what was discarded (e.g. a damaged cached one). */
+  reason: string | null;
+  /** The worker came from a pre-warmed pool. */
+  pooled: boolean;
+  /** create() (or the worker's spawn) until ready, as the caller waited for it. */
+  totalMs: number;
+  phases: BootPhase[];
+}
+
+export interface PoolStats {
+  target: number;
+  idle: number;
+  booting: number;
+  failures: number;
 }
 
 export interface ScriptErrorInfo {
@@ -161,10 +234,28 @@ export declare class MontyRuntime {
   private constructor();
   /** Start a runtime; resolves once its worker is ready. Rejects with BootError. */
   static create(options?: CreateOptions): Promise<MontyRuntime>;
+  /**
+   * Keep `n` workers booted (nothing page-specific in them) for runtimes created later
+   * with the same boot options (workerURL, indexURL, lockFileURL, packageBaseUrl,
+   * bootTimeoutMs, requireCSP, snapshot, buildInfoURL); create() then only sends one
+   * its functions, mode and limits. Refilled in the background; a worker is handed out
+   * once (a disposed runtime's worker is terminated). Resolves when `n` are ready;
+   * rejects with BootError when boots keep failing. `prewarm(0, options)` empties it.
+   */
+  static prewarm(n?: number, options?: CreateOptions): Promise<PoolStats>;
+  /** Forget the page's in-memory snapshots; `{cache: true}`: the stored ones too. */
+  static clearSnapshots(options?: { cache?: boolean }): Promise<void>;
   readonly sandbox: boolean;
   readonly disposed: boolean;
   /** Boot phases (ms) and environment of the first worker. */
-  readonly info: { phases: Record<string, number>; env: Record<string, unknown> } | null;
+  readonly info: {
+    phases: Record<string, number>;
+    env: Record<string, unknown>;
+    boot: BootReport;
+  } | null;
+  /** How the first worker came up and where the time went (for a boot-phases view);
+   * null until it is ready. */
+  readonly boot: BootReport | null;
   readonly schemas: { name: string; description: string; parameters: ParametersSchema | null }[];
   readonly workerCount: number;
   /** Throws TypeError (code not a string), RangeError (too long), StateError (disposed). */

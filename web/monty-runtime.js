@@ -26,8 +26,16 @@
  * @module monty-runtime
  */
 
+import { serveBootFetches } from "./boot-fetch.js";
 import { decode, encode } from "./codec.js";
-import { PROTOCOL_VERSION, SYNC_BUFFER, checkMessage } from "./protocol.js";
+import {
+  BUSY_MESSAGE, ControlChannel, DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_MS, MAX_LOG_CHARS, ProtocolLog,
+  Supervisor, checkWorkerMessage, locksAvailable, messageLimitFor, newLockName, parseWorkerData,
+  watchLock,
+} from "./control.js";
+import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER } from "./protocol.js";
+import { bootPlan, bootReport, offerSnapshot, planFields, poolFor, settlePlan } from "./pool.js";
+import { clearSnapshots } from "./snapshot.js";
 
 /** Code longer than this (UTF-8 bytes) is refused, as by the Python bridge. */
 export const MAX_CODE_BYTES = 1_000_000;
@@ -155,6 +163,24 @@ function checkCode(code) {
   if (code.length > MAX_CODE_BYTES / 3 && utf8Length(code) > MAX_CODE_BYTES) {
     throw new RangeError(`code is over the limit of ${MAX_CODE_BYTES} bytes`);
   }
+}
+
+/** The failure-handling options of create() (see CreateOptions). */
+function normalizeFailureOptions(options, limits) {
+  const { heartbeatTimeoutMs, lockWatch, maxMessageBytes } = options;
+  if (heartbeatTimeoutMs != null && !(typeof heartbeatTimeoutMs === "number" && heartbeatTimeoutMs >= 0)) {
+    throw new TypeError("heartbeatTimeoutMs must be a non-negative number");
+  }
+  if (lockWatch != null && typeof lockWatch !== "boolean") throw new TypeError("lockWatch must be a boolean");
+  if (maxMessageBytes != null && !(typeof maxMessageBytes === "number" && maxMessageBytes > 0)) {
+    throw new TypeError("maxMessageBytes must be a positive number");
+  }
+  return {
+    heartbeatTimeoutMs: heartbeatTimeoutMs ?? null,
+    lockWatch: lockWatch ?? true,
+    maxMessageBytes: maxMessageBytes ?? messageLimitFor(limits),
+    maxMessageFixed: maxMessageBytes != null,
+  };
 }
 
 function normalizeLimits(limits, where) {
@@ -344,6 +370,11 @@ class ExecutionHandle {
     this._host = null;
     this._settled = false;
     this._timer = null;
+    this._timers = []; // timeout / interrupt fallbacks (control.js Supervisor)
+    this._execute = false; // an execute (not a raw protocol message)
+    this._interrupted = false;
+    this._postedAt = performance.now();
+    this._output = { stdout: [], stderr: [] }; // for a result the page has to write itself
   }
 
   /** Raise KeyboardInterrupt in this execution's code, if it is still running. */
@@ -355,6 +386,8 @@ class ExecutionHandle {
     if (this._settled) return;
     if (event.type === "run_started" && typeof event.execution_id === "string") {
       this.executionId = event.execution_id;
+    } else if (event.type === "print") {
+      this._output[event.stream].push(event.text);
     }
     this.events._push(event);
   }
@@ -363,6 +396,9 @@ class ExecutionHandle {
     if (this._settled) return;
     this._settled = true;
     if (this._timer !== null) clearTimeout(this._timer);
+    for (const timer of this._timers) clearTimeout(timer);
+    this._timers.length = 0;
+    this._output = null;
     this.events._close();
     if (error) this._reject(error);
     else this._resolve(result);
@@ -402,6 +438,27 @@ class WorkerHost {
     this._syncChain = Promise.resolve();
     this._boot = null;
     this.worker = null;
+    this._plan = null; // how this worker boots (pool.js bootPlan)
+    this._pooled = null; // the pre-warmed worker this host took, if any
+    this._startedAt = 0;
+    // Failure handling (control.js): the control channel (cross-origin isolated
+    // pages), the Web Lock the worker holds while it lives, the timers, and the
+    // refusal of malformed worker messages.
+    const opts = runtime._options;
+    this.control = ControlChannel.available ? new ControlChannel() : null;
+    this.lockName = opts.lockWatch && locksAvailable() ? newLockName() : null;
+    this._unwatch = null;
+    this.supervisor = new Supervisor(this, { heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 0 });
+    this.protocolLog = new ProtocolLog(label);
+    this.maxMessageChars = opts.maxMessageBytes;
+  }
+
+  /** Fields of `init` / `configure` for the control channel and the life lock. */
+  _controlFields() {
+    const fields = {};
+    if (this.control !== null) fields.controlBuffer = this.control.buffer;
+    if (this.lockName !== null) fields.lockName = this.lockName;
+    return fields;
   }
 
   /** Start the worker; resolves when it is ready, rejects with BootError. */
@@ -412,6 +469,9 @@ class WorkerHost {
       this._bootReject = reject;
     });
     this._boot.catch(() => {});
+    this._startedAt = performance.now();
+    const pooled = opts.pool ? poolFor(opts)?.take() ?? null : null;
+    if (pooled !== null) return this._adopt(pooled);
     let worker;
     try {
       worker = new Worker(opts.workerURL, { type: "module", name: this.label });
@@ -433,7 +493,14 @@ class WorkerHost {
       this._i32 = new Int32Array(this.syncBuffer);
       this._u8 = new Uint8Array(this.syncBuffer);
     }
-    worker.postMessage({
+    // The worker has no network (connect-src 'none'): during its boot the page fetches
+    // what it asks for (Pyodide, the lock file, the wheels) through this channel, which
+    // closes before any code runs (boot-fetch.js).
+    const channel = new MessageChannel();
+    this._bootFetch = serveBootFetches(channel.port1, {
+      allowed: [opts.workerURL, opts.indexURL, opts.lockFileURL, opts.packageBaseUrl],
+    });
+    const init = {
       type: "init",
       version: PROTOCOL_VERSION,
       functions: this.runtime._schemas,
@@ -445,6 +512,18 @@ class WorkerHost {
       packageBaseUrl: opts.packageBaseUrl,
       stepTimeoutMs: opts.bootTimeoutMs,
       syncBuffer: this.syncBuffer,
+      requireCSP: opts.requireCSP,
+      bootPort: channel.port2,
+      ...this._controlFields(),
+    };
+    // Restore the page's snapshot, or boot cold and make it (snapshot.js, pool.js).
+    bootPlan(opts).then((plan) => {
+      this._plan = plan;
+      if (this.state !== "booting") {
+        settlePlan(plan, null, "the worker was stopped before it booted");
+        return;
+      }
+      worker.postMessage({ ...init, ...planFields(plan) }, [channel.port2]);
     });
     this._bootTimer = setTimeout(() => {
       this._bootFailed(new BootError(`the worker did not boot within ${opts.bootTimeoutMs} ms`, "timeout"));
@@ -456,37 +535,171 @@ class WorkerHost {
     return this._boot;
   }
 
+  /** Where this worker's boot time went (MontyRuntime#boot). */
+  _bootReport(msg) {
+    const pooled = this._pooled !== null;
+    return bootReport({
+      plan: this._plan,
+      ready: msg,
+      pooled,
+      startedAt: this._startedAt,
+      bootPhases: pooled ? this._pooled.info?.phases : msg.phases,
+      waitMs: pooled ? this._waitedMs : 0,
+      configureMs: pooled ? performance.now() - this._configureAt : null,
+    });
+  }
+
+  /** Take over a pre-warmed worker (pool.js): once it has booted, send `configure`. */
+  _adopt(pooled) {
+    const opts = this.runtime._options;
+    this._pooled = pooled;
+    this._bootTimer = setTimeout(() => {
+      this._bootFailed(new BootError(`the worker did not boot within ${opts.bootTimeoutMs} ms`, "timeout"));
+    }, opts.bootTimeoutMs);
+    pooled.booted.then(() => {
+      if (this.state !== "booting") {
+        pooled.detach().terminate();
+        pooled.refill?.();
+        return;
+      }
+      this._waitedMs = performance.now() - this._startedAt;
+      this._plan = pooled.plan;
+      const worker = pooled.detach();
+      this.worker = worker;
+      worker.onmessage = (event) => this._onMessage(event.data);
+      worker.onerror = (event) => {
+        event.preventDefault?.();
+        const where = event.filename ? ` (${event.filename}:${event.lineno})` : "";
+        this._died(`the worker reported an uncaught error: ${event.message || "unknown error"}${where}`);
+      };
+      worker.onmessageerror = () => this._died("a worker message could not be deserialized");
+      if (opts.sync !== "none" && opts.sync !== "jspi" && globalThis.crossOriginIsolated === true &&
+          typeof SharedArrayBuffer === "function") {
+        this.syncBuffer = new SharedArrayBuffer(opts.syncBufferBytes);
+        this._i32 = new Int32Array(this.syncBuffer);
+        this._u8 = new Uint8Array(this.syncBuffer);
+      }
+      this._configureAt = performance.now();
+      worker.postMessage({
+        type: "configure",
+        functions: this.runtime._schemas,
+        sandbox: opts.sandbox,
+        limits: opts.limits,
+        sync: opts.sync,
+        syncBuffer: this.syncBuffer,
+        ...this._controlFields(),
+      });
+    }, (err) => {
+      this._bootFailed(new BootError(`boot step "${err?.step ?? "unknown"}" failed: ${err?.message ?? err}`,
+        String(err?.step ?? "unknown")));
+    });
+    return this._boot;
+  }
+
   _bootFailed(error) {
     if (this.state !== "booting") return;
+    settlePlan(this._plan, null, error?.message);
+    this._pooled?.refill?.();
     this.state = "dead";
+    this._bootFetch?.close();
     clearTimeout(this._bootTimer);
     this.worker?.terminate();
+    this.supervisor.stop();
     this._bootReject(error);
     for (const handle of this.pending.values()) handle._finish(null, error);
     this.pending.clear();
     this.runtime._hostDied(this);
   }
 
-  /** Post an execute for `handle` (now, or once booted). */
+  /**
+   * Post an execute for `handle` (now, or once booted). On a shared-mode worker that
+   * runs another execution, the Python bridge refuses it: through the control channel
+   * at once, even mid-loop (cross-origin isolated); otherwise the page refuses it
+   * itself, from its own record, with the same StateError.
+   */
   send(handle, message) {
     handle._host = this;
+    const limits = message.limits ?? this.runtime._options.limits;
+    handle._limits = limits;
+    if (message.type === "execute") {
+      handle._execute = true;
+      if (!this.runtime._options.sandbox && this._inFlight() !== null) {
+        const viaPython = this.control !== null && this.state === "ready" && !this.syncCallPending() &&
+          this.control.request(CONTROL.EXECUTE, handle.id);
+        if (!viaPython) {
+          handle._finish(null, new StateError(BUSY_MESSAGE, "busy"));
+          return;
+        }
+      }
+    }
     this.pending.set(handle.id, handle);
     if (this.state === "ready") {
       this.worker.postMessage(message);
+      if (handle._execute) this.supervisor.posted(handle, limits);
       return;
     }
     this._boot.then(
       () => {
-        if (this.state === "ready" && this.pending.get(handle.id) === handle) this.worker.postMessage(message);
+        if (this.state === "ready" && this.pending.get(handle.id) === handle) {
+          this.worker.postMessage(message);
+          if (handle._execute) this.supervisor.posted(handle, limits);
+        }
       },
       () => {}, // _bootFailed already rejected it
     );
   }
 
-  /** Interrupt every execution on this worker, or only request `id`'s. */
+  /** The execution in flight on this worker (the first, in sandbox mode), if any. */
+  _inFlight() {
+    for (const handle of this.pending.values()) if (handle._execute) return handle;
+    return null;
+  }
+
+  /** True while the worker is blocked in Atomics.wait on a synchronous host call. */
+  syncCallPending() {
+    for (const call of this.calls.values()) if (call.sync) return true;
+    return false;
+  }
+
+  /**
+   * The hard path: `handle`'s code did not stop (timeout or interrupt past its grace).
+   * Its result says `errorType` with sessionLost; the worker is terminated (anything
+   * else on it rejects with WorkerCrashed) and, in shared mode, a fresh one starts.
+   */
+  replace(handle, errorType, message) {
+    if (this.state === "dead" || handle._settled) return;
+    this.pending.delete(handle.id);
+    const error = { type: errorType, message, traceback: "", lineno: null, filename: null };
+    const output = handle._output ?? { stdout: [], stderr: [] };
+    const stdout = output.stdout.join("");
+    const stderr = output.stderr.join("");
+    const durationMs = performance.now() - handle._postedAt;
+    const executionId = handle.executionId ?? "";
+    const event = { type: "run_error", execution_id: executionId, error, stdout,
+      duration_ms: durationMs, session_lost: true };
+    handle._event(event);
+    this.runtime._broadcast(event);
+    handle._finish({ value: null, stdout, stderr, error, sessionLost: true, session_lost: true,
+      executionId, durationMs });
+    this.kill(new WorkerCrashed(`the worker was replaced: another execution on it did not stop (${errorType})`));
+    this.runtime._hostDied(this, false);
+  }
+
+  /**
+   * Interrupt every execution on this worker, or only request `id`'s: an `interrupt`
+   * message (heard by code that awaits), the control channel (heard between two
+   * bytecodes), and after `grace` the hard path (control.js Supervisor.interrupt).
+   */
   interrupt(id = undefined) {
     if (this.state !== "ready") return;
-    this.worker.postMessage(id === undefined ? { type: "interrupt" } : { type: "interrupt", id });
+    const ids = id === undefined ? [...this.pending.keys()] : [id];
+    for (const target of ids) {
+      const handle = this.pending.get(target);
+      if (handle === undefined || !handle._execute) continue;
+      this.worker.postMessage({ type: "interrupt", id: target });
+      const limits = handle._limits ?? this.runtime._options.limits;
+      this.supervisor.interrupt(handle, typeof limits?.grace === "number" ? limits.grace : DEFAULT_GRACE_S);
+    }
     if (this.syncBuffer === null) return;
     // A worker blocked in Atomics.wait cannot read messages: answer its pending
     // synchronous call with an interrupt instead (or the call it is about to make).
@@ -506,6 +719,9 @@ class WorkerHost {
     if (this.state === "dead") return;
     const booting = this.state === "booting";
     this.state = "dead";
+    this.supervisor.stop();
+    this._unwatch?.();
+    this._bootFetch?.close();
     clearTimeout(this._bootTimer);
     try {
       this.worker?.postMessage({ type: "dispose" });
@@ -530,16 +746,14 @@ class WorkerHost {
   }
 
   _onMessage(data) {
-    // JSON text: one message, or an array of messages (a batch).
-    let msg = data;
-    if (typeof msg === "string") {
-      try {
-        msg = JSON.parse(msg);
-      } catch {
-        this._protocol("a worker message is not valid JSON");
-        return;
-      }
+    // JSON text: one message, or an array of messages (a batch), within a size limit.
+    this.supervisor.heard();
+    const parsed = parseWorkerData(data, this.maxMessageChars);
+    if (parsed.problem !== undefined) {
+      this._protocol(parsed.problem);
+      return;
     }
+    const msg = parsed.message;
     if (Array.isArray(msg)) {
       for (const item of msg) {
         if (this.state === "dead") return;
@@ -551,7 +765,7 @@ class WorkerHost {
   }
 
   _dispatch(msg) {
-    const problem = checkMessage("worker_to_page", msg);
+    const problem = checkWorkerMessage(msg);
     if (problem !== null) {
       this._protocol(problem);
       return;
@@ -559,15 +773,20 @@ class WorkerHost {
     switch (msg.type) {
       case "event": {
         const handle = this.pending.get(msg.id);
-        if (handle && msg.event && typeof msg.event === "object" && typeof msg.event.type === "string") {
-          handle._event(msg.event);
-          this.runtime._broadcast(msg.event);
+        if (!handle) {
+          this._protocol(`event for request ${JSON.stringify(msg.id).slice(0, 40)}, which is not in flight`);
+          return;
         }
+        handle._event(msg.event);
+        this.runtime._broadcast(msg.event);
         return;
       }
       case "result": {
         const handle = this.pending.get(msg.id);
-        if (!handle) return;
+        if (!handle) {
+          this._protocol(`result for request ${JSON.stringify(msg.id).slice(0, 40)}, which is not in flight`);
+          return;
+        }
         this.pending.delete(msg.id);
         this.interruptedSync.delete(msg.id);
         this._result(handle, msg);
@@ -589,6 +808,7 @@ class WorkerHost {
         return;
       case "ready":
         if (this.state !== "booting") return;
+        this._bootFetch?.close(); // the worker runs code from now on: it gets nothing more
         if (msg.version !== PROTOCOL_VERSION) {
           this._bootFailed(new BootError(
             `protocol version mismatch: page ${PROTOCOL_VERSION}, worker ${msg.version}`, "ready"));
@@ -596,24 +816,52 @@ class WorkerHost {
         }
         clearTimeout(this._bootTimer);
         this.state = "ready";
-        this.info = { phases: msg.phases, env: msg.env };
+        settlePlan(this._plan, msg.boot);
+        this.info = { phases: msg.phases, env: msg.env, boot: this._bootReport(msg) };
+        this._pooled?.refill?.();
+        this._watch(msg.env);
         this._bootResolve(this.info);
+        return;
+      case "snapshot":
+        offerSnapshot(this._plan, msg);
         return;
       case "boot_error":
         this._bootFailed(new BootError(`boot step "${msg.step}" failed: ${msg.message}`, String(msg.step)));
         return;
       case "log": {
         const level = ["debug", "info", "warn", "error"].includes(msg.level) ? msg.level : "log";
-        console[level](`[monty-runtime ${this.label}] ${msg.message}`);
+        console[level](`[monty-runtime ${this.label}] ${msg.message.slice(0, MAX_LOG_CHARS)}`);
         return;
       }
+      case "pong":
+        return; // a sign of life (counted in _onMessage)
+      case "fatal":
+        this._died(`Pyodide failed fatally in the worker: ${msg.message.slice(0, 500)}`);
+        return;
       default:
         this._protocol(`unexpected ${msg.type} message`);
     }
   }
 
+  /** A refused worker message: logged (rate-limited) and counted, never acted upon. */
   _protocol(problem) {
-    console.warn(`[monty-runtime ${this.label}] ignored a worker message: ${problem}`);
+    this.runtime._protocolErrors++;
+    this.protocolLog.warn(problem);
+  }
+
+  /** The worker is ready: watch its life lock, pick the heartbeat default. */
+  _watch(env) {
+    if (this.lockName !== null && env?.lock === true) {
+      this._unwatch = watchLock(this.lockName, () => {
+        this._died("the worker stopped (it closed itself, exited or was killed)");
+      });
+    }
+    if (this.runtime._options.heartbeatTimeoutMs == null) {
+      // Without a lock watch, a worker that goes silent is found by the heartbeat
+      // instead, when its Python can answer mid-loop (the control channel).
+      this.supervisor.heartbeatTimeoutMs =
+        this._unwatch == null && this.control !== null ? DEFAULT_HEARTBEAT_MS : 0;
+    }
   }
 
   _result(handle, msg) {
@@ -763,7 +1011,51 @@ function arrange(names, args, kwargs) {
  * @property {string | URL} [packageBaseUrl] base of the wheels (default: the lock file's folder)
  * @property {"auto" | "jspi" | "atomics" | "none"} [sync] how sync-style host calls
  *   block (default "auto": JSPI, else Atomics when cross-origin isolated, else refuse)
+ * @property {boolean} [requireCSP] default true: a worker whose script is not served
+ *   with the worker Content-Security-Policy (no string evaluation, no connections)
+ *   refuses to boot (BootError, step "csp"); false runs it anyway (`info.env.csp` says)
+ * @property {boolean | "memory"} [snapshot] warm start (default true): the first worker
+ *   boots cold and makes a memory snapshot, later workers restore it; kept in memory
+ *   and in Cache Storage (keyed by the Pyodide version and the wheels' sha256), so a
+ *   returning visit skips the cold boot. "memory": this page only; false: always cold.
+ *   Any snapshot failure falls back to a cold boot (`boot.snapshot === "fallback"`).
+ * @property {boolean} [pool] take a pre-warmed worker (MontyRuntime.prewarm) when
+ *   there is one for these boot options (default true)
+ * @property {string | URL} [buildInfoURL] the build's build-info.json (default: next
+ *   to the lock file), whose versions and hashes key the stored snapshot
  */
+
+const SNAPSHOT_MODES = [true, false, "memory"];
+
+/** The options that decide how a worker boots, checked and made absolute (they are
+ * also the key of the pre-warmed pool, pool.js). */
+function normalizeBootOptions(options) {
+  const base = globalThis.location?.href;
+  const url = (value) => (value == null ? undefined : new URL(String(value), base).href);
+  const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
+  if (typeof bootTimeoutMs !== "number" || !(bootTimeoutMs > 0)) {
+    throw new TypeError("bootTimeoutMs must be a positive number");
+  }
+  if (options.requireCSP != null && typeof options.requireCSP !== "boolean") {
+    throw new TypeError("requireCSP must be a boolean");
+  }
+  const snapshot = options.snapshot ?? true;
+  if (!SNAPSHOT_MODES.includes(snapshot)) throw new TypeError('snapshot must be true, false or "memory"');
+  if (options.pool != null && typeof options.pool !== "boolean") throw new TypeError("pool must be a boolean");
+  const lockFileURL = url(options.lockFileURL);
+  return {
+    workerURL: url(options.workerURL) ?? new URL("./worker.js", import.meta.url).href,
+    bootTimeoutMs,
+    indexURL: url(options.indexURL),
+    lockFileURL,
+    packageBaseUrl: url(options.packageBaseUrl),
+    requireCSP: options.requireCSP ?? true,
+    snapshot,
+    buildInfoURL: url(options.buildInfoURL) ??
+      new URL("build-info.json", lockFileURL ?? new URL("./dist/pyodide-lock.json", import.meta.url)).href,
+    pool: options.pool ?? true,
+  };
+}
 
 /**
  * A stateful Python runtime in a Web Worker. Create it with `await MontyRuntime.create()`.
@@ -787,32 +1079,63 @@ export class MontyRuntime {
     return rt;
   }
 
+  /**
+   * Keep `n` workers booted for runtimes created later with the same boot options
+   * (workerURL, indexURL, lockFileURL, packageBaseUrl, bootTimeoutMs, requireCSP,
+   * snapshot, buildInfoURL), so that `create()` only has to configure one (host
+   * functions, mode and limits are per runtime and are sent then). The pool refills in
+   * the background; a worker handed out never returns to it. `prewarm(0, options)`
+   * terminates the idle workers and stops refilling.
+   * @param {number} n
+   * @param {CreateOptions} [options] only the boot options count
+   * @returns {Promise<{target: number, idle: number, booting: number, failures: number}>}
+   *   resolves once `n` workers are ready; rejects with BootError when boots keep failing
+   */
+  static async prewarm(n = 1, options = {}) {
+    if (!Number.isInteger(n) || n < 0) throw new TypeError("prewarm(n): n must be a non-negative integer");
+    if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+    const pool = poolFor(normalizeBootOptions(options), n > 0);
+    if (pool === null) return { target: 0, idle: 0, booting: 0, failures: 0 };
+    if (n === 0) {
+      pool.drain();
+      return pool.stats();
+    }
+    try {
+      return await pool.prewarm(n);
+    } catch (err) {
+      throw new BootError(`pre-warmed workers failed to boot: ${err?.message ?? err}`, String(err?.step ?? "unknown"));
+    }
+  }
+
+  /**
+   * Forget the snapshots this page holds in memory, and with `{ cache: true }` the
+   * ones stored in Cache Storage too (the next worker boots cold and makes a new one).
+   * @param {{cache?: boolean}} [options]
+   * @returns {Promise<void>}
+   */
+  static clearSnapshots(options = {}) {
+    return clearSnapshots(options);
+  }
+
   /** @private Use `MontyRuntime.create()`. */
   constructor(options, token) {
     if (token !== CREATE_TOKEN) throw new TypeError("use `await MontyRuntime.create(options)`");
     if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
-    const base = globalThis.location?.href;
-    const url = (value) => (value == null ? undefined : new URL(String(value), base).href);
+    const boot = normalizeBootOptions(options);
     const { table, schemas } = normalizeFunctions(options.functions);
     const sync = options.sync ?? "auto";
     if (!SYNC_MODES.includes(sync)) throw new TypeError(`sync must be one of ${SYNC_MODES.join(", ")}`);
     const pool = options.poolSize ?? (globalThis.navigator?.hardwareConcurrency || 1);
     if (!Number.isInteger(pool) || pool < 1) throw new TypeError("poolSize must be a positive integer");
-    const bootTimeoutMs = options.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS;
-    if (typeof bootTimeoutMs !== "number" || !(bootTimeoutMs > 0)) {
-      throw new TypeError("bootTimeoutMs must be a positive number");
-    }
+    const limits = normalizeLimits(options.limits, "limits");
     this._options = {
       sandbox: Boolean(options.sandbox),
-      limits: normalizeLimits(options.limits, "limits"),
+      limits,
       poolSize: Math.max(1, pool),
-      workerURL: url(options.workerURL) ?? new URL("./worker.js", import.meta.url).href,
-      bootTimeoutMs,
-      indexURL: url(options.indexURL),
-      lockFileURL: url(options.lockFileURL),
-      packageBaseUrl: url(options.packageBaseUrl),
       sync,
       syncBufferBytes: options.syncBufferBytes ?? SYNC_BUFFER.DEFAULT_BYTES,
+      ...boot,
+      ...normalizeFailureOptions(options, limits),
     };
     this._functions = table;
     this._schemas = schemas;
@@ -823,6 +1146,7 @@ export class MontyRuntime {
     this._disposed = false;
     this._listeners = new Set();
     this._sessionLost = false;
+    this._protocolErrors = 0; // worker messages refused (control.js checkWorkerMessage)
     this._first = this._spawn().ready;
   }
 
@@ -839,6 +1163,15 @@ export class MontyRuntime {
   /** Boot phases (ms) and environment of the first worker. */
   get info() {
     return this._hosts[0]?.info ?? null;
+  }
+
+  /**
+   * How the first worker came up and where the time went: `{mode: "cold" | "snapshot",
+   * snapshot, reason, pooled, totalMs, phases: [{name, ms, where, background?}]}`
+   * (see BootReport in monty-runtime.d.ts); null until it is ready.
+   */
+  get boot() {
+    return this._hosts[0]?.info?.boot ?? null;
   }
 
   /** The schemas ({name, description, parameters}) the worker checks calls against. */
@@ -862,10 +1195,17 @@ export class MontyRuntime {
     return host;
   }
 
-  _hostDied(host) {
+  /**
+   * `host` is gone. Shared mode: the next result says sessionLost (unless `lost` is
+   * false: the result that caused it said so already), and a worker that had booted is
+   * replaced at once, so the next execute finds a fresh one booting or ready.
+   */
+  _hostDied(host, lost = true) {
     const index = this._hosts.indexOf(host);
     if (index >= 0) this._hosts.splice(index, 1);
-    if (!this._options.sandbox && host.state === "dead" && host.info !== null) this._sessionLost = true;
+    if (this._options.sandbox || host.state !== "dead" || host.info === null) return;
+    if (lost) this._sessionLost = true;
+    if (!this._disposed && this._hosts.length === 0) this._spawn();
   }
 
   _pick() {
@@ -909,44 +1249,23 @@ export class MontyRuntime {
     }
     const handle = new ExecutionHandle(message.id, this);
     const host = this._pick();
+    if (message.limits != null && !this._options.maxMessageFixed) {
+      host.maxMessageChars = Math.max(host.maxMessageChars, messageLimitFor(message.limits));
+    }
     host.send(handle, message);
-    this._armDeadline(handle, host, message.limits ?? this._options.limits);
     return handle;
   }
 
   /**
-   * A last resort for code that cannot be interrupted in the worker (a CPU-bound loop
-   * past its timeout): when `limits.timeout` is set and no answer came within timeout +
-   * grace + 2 s, the worker is terminated and replaced, and the result is a
-   * TimeoutError with sessionLost.
-   */
-  _armDeadline(handle, host, limits) {
-    const timeout = limits?.timeout;
-    if (typeof timeout !== "number") return;
-    const grace = typeof limits.grace === "number" ? limits.grace : 1;
-    handle._timer = setTimeout(() => {
-      if (handle._settled || host.state === "dead") return;
-      const message = `execution exceeded timeout=${timeout}s and did not stop; the worker was replaced`;
-      host.pending.delete(handle.id);
-      handle._finish({
-        value: null,
-        stdout: "",
-        stderr: "",
-        error: { type: "TimeoutError", message, traceback: "", lineno: null, filename: null },
-        sessionLost: true,
-        session_lost: true,
-        executionId: handle.executionId,
-        durationMs: (timeout + grace) * 1000,
-      });
-      host.kill(new WorkerCrashed("the worker was replaced after a timeout"));
-      this._hostDied(host);
-      if (!this._options.sandbox) this._sessionLost = false; // said by this result already
-    }, (timeout + grace + 2) * 1000);
-  }
-
-  /**
-   * Raise KeyboardInterrupt in the running code (globals are kept). Best effort for
-   * now: pending host calls and awaits are interrupted; a CPU-bound loop is not.
+   * Raise KeyboardInterrupt in the running code. Cross-origin isolated: it lands
+   * between two bytecodes, even in a tight loop (Pyodide's interrupt buffer); the
+   * result has `error.type === "KeyboardInterrupt"` and the globals are kept. Code
+   * that awaits (a host call, asyncio.sleep) is interrupted the same way without
+   * isolation. Code that does not stop within `limits.grace` seconds (default 1) --
+   * CPU-bound code on a page that is not cross-origin isolated, a long time.sleep, a
+   * C-level loop -- is stopped by terminating the worker: the result is a
+   * KeyboardInterrupt with `sessionLost: true` and the next execute runs on a fresh
+   * worker (globals gone).
    */
   interrupt() {
     for (const host of this._hosts) host.interrupt();

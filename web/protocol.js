@@ -27,15 +27,24 @@ export const MESSAGES = deepFreeze(
     "page_to_worker": {
       "init": {
         "required": ["version", "functions", "sandbox", "limits", "sync"],
-        "optional": ["indexURL", "lockFileURL", "packageBaseUrl", "stepTimeoutMs", "syncBuffer"]
+        "optional": ["indexURL", "lockFileURL", "packageBaseUrl", "stepTimeoutMs", "syncBuffer",
+                     "requireCSP", "bootPort", "snapshot", "makeSnapshot", "deferConfig",
+                     "controlBuffer", "lockName", "assets"]
+      },
+      "configure": {
+        "required": ["functions", "sandbox", "limits", "sync"],
+        "optional": ["syncBuffer", "controlBuffer", "lockName"]
       },
       "execute": { "required": ["id", "code"], "optional": ["limits", "scriptName"] },
       "host_result": { "required": ["id", "ok"], "optional": ["value", "error"] },
       "interrupt": { "required": [], "optional": ["id"] },
-      "dispose": { "required": [], "optional": [] }
+      "dispose": { "required": [], "optional": [] },
+      "ping": { "required": [], "optional": [] }
     },
     "worker_to_page": {
-      "ready": { "required": ["version", "phases", "env"], "optional": [] },
+      "ready": { "required": ["version", "phases", "env"], "optional": ["boot"] },
+      "booted": { "required": ["phases", "boot", "env"], "optional": [] },
+      "snapshot": { "required": ["ok"], "optional": ["snapshot", "reason"] },
       "boot_error": { "required": ["step", "message"], "optional": ["name"] },
       "event": { "required": ["id", "event"], "optional": [] },
       "result": {
@@ -47,7 +56,9 @@ export const MESSAGES = deepFreeze(
         "required": ["id", "execution", "name", "args", "kwargs", "sync"],
         "optional": []
       },
-      "log": { "required": ["level", "message"], "optional": [] }
+      "log": { "required": ["level", "message"], "optional": [] },
+      "pong": { "required": [], "optional": [] },
+      "fatal": { "required": ["message"], "optional": [] }
     }
   }
   /* END MESSAGES */
@@ -74,6 +85,37 @@ export const SYNC_BUFFER = Object.freeze({
   EMPTY: 0,
   CHUNK: 1,
   LAST: 2,
+});
+
+/**
+ * Layout of the control buffer (cross-origin isolated pages): how the page reaches a
+ * worker whose Python is busy (src/monty_runtime/_control.py). Int32 slots. SIGNAL is
+ * Pyodide's interrupt buffer; writing SIGNUM there makes Python run its handler, which
+ * reads the ring of (kind, request id) entries the page wrote between READ and WRITE.
+ */
+export const CONTROL = Object.freeze({
+  /** Int32 index of the interrupt buffer word (pyodide.setInterruptBuffer). */
+  SIGNAL: 0,
+  /** Int32 index of the count of entries written by the page. */
+  WRITE: 1,
+  /** Int32 index of the count of entries read by the worker. */
+  READ: 2,
+  /** Int32 index of the worker's heartbeat (bumped at every read). */
+  BEAT: 3,
+  /** Int32 index of the first ring entry (two slots: kind, request id). */
+  RING: 8,
+  /** Entries in the ring. */
+  SLOTS: 64,
+  /** Total size in bytes. */
+  BYTES: (8 + 2 * 64) * 4,
+  /** The signal number that means "read the ring" (SIGUSR1). */
+  SIGNUM: 10,
+  /** Kinds: an execute is on its way (refuse it now if busy) ... */
+  EXECUTE: 1,
+  /** ... raise KeyboardInterrupt in that request's code ... */
+  INTERRUPT: 2,
+  /** ... raise TimeoutError in it. */
+  TIMEOUT: 3,
 });
 
 /**

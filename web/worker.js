@@ -5,26 +5,44 @@
 // protocol version and the boot phases. A failed step posts `boot_error` (the step and
 // the cause), so the page always gets a typed answer, never a hang.
 //
+// Warm start (snapshot.js, pool.js): `init.snapshot` restores a memory snapshot instead
+// of booting cold (falling back to the cold chain if it does not fit), and
+// `init.makeSnapshot` takes one after a cold boot and posts it (`snapshot`) before
+// anything page-specific exists. With `init.deferConfig` the worker only boots, posts
+// `booted` and waits in a pool: the page-specific part (host functions, mode, limits,
+// the shared buffer) comes with `configure`, then `ready` as above.
+//
 // After `ready`, page messages are dispatched here: `execute` enters Python through
 // `callPromising` (so a sync-style host call can block on the page's answer with JSPI),
 // `host_result` resolves the promise that Python waits on without entering Python,
 // `interrupt`/`dispose` go to Python, anything else is refused with a ProtocolError.
 //
-// This script runs under a Content-Security-Policy without 'unsafe-eval': no eval, no
-// new Function, and no Python source assembled from data (modules are imported by name,
-// values are passed as values).
+// This script runs under a Content-Security-Policy without 'unsafe-eval' and without
+// connections (connect-src 'none'): no eval, no new Function, no Python source
+// assembled from data (modules are imported by name, values are passed as values), and
+// no fetch. The boot first checks that the policy is in force (csp-check.js; a
+// BootError with step "csp" unless the page passed requireCSP: false), loads what it
+// needs through the page (boot-fetch.js), and before `ready` removes the network,
+// storage and cross-context APIs from this global scope (lockdown.js).
 import { boot, describe } from "./boot.js";
-import { PROTOCOL_VERSION, SYNC_BUFFER, checkMessage } from "./protocol.js";
+import { installBootFetch } from "./boot-fetch.js";
+import { checkWorkerPolicy, policyMissingMessage } from "./csp-check.js";
+import { lockDownGlobals } from "./lockdown.js";
+import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER, checkMessage } from "./protocol.js";
 
 const { STATE, LENGTH, HEADER_BYTES, EMPTY, LAST } = SYNC_BUFFER;
 
 const phases = {};
-let state = "init"; // init -> booting -> ready | failed | disposed
+let state = "init"; // init -> booting [-> booted -> configuring] -> ready | failed | disposed
+let booted = null; // { pyodide, mod, policy, bootFetch, boot, init } once Python is up
 const early = []; // page messages that arrived while booting
 const hostCalls = new Map(); // call id -> resolve(json text)
 let py = null; // { execute, handle, interrupt, dispose } (PyProxy callables)
 let jspi = false;
 let sync = null; // { i32, u8 } views of the shared buffer, when the page sent one
+let importGuard = false; // Python refuses `import js` & co. to executed code (_lockdown.py)
+let control = null; // Int32Array over the page's control buffer (cross-origin isolated only)
+let fatal = false; // Pyodide failed fatally: reported once, nothing enters Python again
 
 // Messages to the page are JSON text: one message, or a JSON array of messages that
 // belong together (Python sends a run's last event and its result as one batch). Each
@@ -62,13 +80,116 @@ function checkInit(msg) {
   if (msg.version !== PROTOCOL_VERSION) {
     throw new Error(`protocol version mismatch: page ${msg.version}, worker ${PROTOCOL_VERSION}`);
   }
-  if (!Array.isArray(msg.functions)) throw new TypeError("init.functions must be an array");
+  if (msg.deferConfig !== true) checkConfigure(msg, "init");
   for (const key of ["indexURL", "lockFileURL", "packageBaseUrl"]) {
     if (msg[key] != null && typeof msg[key] !== "string") throw new TypeError(`init.${key} must be a string`);
   }
-  if (msg.syncBuffer != null && !(msg.syncBuffer instanceof SharedArrayBuffer)) {
-    throw new TypeError("init.syncBuffer must be a SharedArrayBuffer");
+  if (msg.snapshot != null && (typeof msg.snapshot !== "object" || !(msg.snapshot.pyodide instanceof Uint8Array))) {
+    throw new TypeError("init.snapshot must be a snapshot object");
   }
+  if (msg.bootPort != null && !(msg.bootPort instanceof MessagePort)) {
+    throw new TypeError("init.bootPort must be a MessagePort");
+  }
+  if (msg.requireCSP != null && typeof msg.requireCSP !== "boolean") {
+    throw new TypeError("init.requireCSP must be a boolean");
+  }
+}
+
+/** The page-specific part of the configuration (`init`, or `configure` later). */
+function checkConfigure(msg, what) {
+  if (!Array.isArray(msg.functions)) throw new TypeError(`${what}.functions must be an array`);
+  if (msg.syncBuffer != null && !(msg.syncBuffer instanceof SharedArrayBuffer)) {
+    throw new TypeError(`${what}.syncBuffer must be a SharedArrayBuffer`);
+  }
+  if (msg.controlBuffer != null && !(msg.controlBuffer instanceof SharedArrayBuffer &&
+      msg.controlBuffer.byteLength >= CONTROL.BYTES)) {
+    throw new TypeError(`${what}.controlBuffer must be a SharedArrayBuffer of ${CONTROL.BYTES} bytes`);
+  }
+  if (msg.lockName != null && typeof msg.lockName !== "string") {
+    throw new TypeError(`${what}.lockName must be a string`);
+  }
+}
+
+// ------------------------------------------------------------ control and liveness
+
+/**
+ * Called by Python's signal handler (src/monty_runtime/_control.py): the page's
+ * pending control requests as "kind,id,kind,id..." (empty: a bare tick). Counts a
+ * heartbeat the page can read while Python is busy. `rearm`: only signal Python again
+ * (it has an interrupt to raise once it is back in the user's code).
+ */
+function readControl(rearm = false) {
+  const i32 = control;
+  if (i32 === null) return "";
+  if (rearm === true) {
+    Atomics.store(i32, CONTROL.SIGNAL, CONTROL.SIGNUM);
+    return "";
+  }
+  Atomics.add(i32, CONTROL.BEAT, 1);
+  const end = Atomics.load(i32, CONTROL.WRITE);
+  let at = Atomics.load(i32, CONTROL.READ);
+  if (end - at > CONTROL.SLOTS || end < at) at = end - CONTROL.SLOTS; // never trust the counters
+  const out = [];
+  for (; at < end; at++) {
+    const slot = CONTROL.RING + 2 * (((at % CONTROL.SLOTS) + CONTROL.SLOTS) % CONTROL.SLOTS);
+    out.push(Atomics.load(i32, slot), Atomics.load(i32, slot + 1));
+  }
+  Atomics.store(i32, CONTROL.READ, end);
+  return out.join(",");
+}
+
+/**
+ * Hold a Web Lock for the life of this worker: the page waits for the same lock, so
+ * it learns at once when the worker is gone (closed by executed code, exited, killed),
+ * even though a closing worker sends nothing. Taken before lockdown.js removes
+ * navigator.locks; resolves false when Web Locks are not available.
+ */
+function holdLock(name) {
+  const locks = typeof name === "string" ? self.navigator?.locks : undefined;
+  if (!locks) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    locks.request(name, { mode: "exclusive", ifAvailable: true }, (lock) => {
+      resolve(lock !== null);
+      return lock === null ? undefined : new Promise(() => {}); // held until the worker dies
+    }).catch(() => resolve(false));
+  });
+}
+
+const FATAL = /fatally failed|already exited|can no longer be used/i;
+
+/** Report a fatal Pyodide error once; the page then replaces the worker. */
+function reportFatal(err) {
+  if (fatal) return;
+  fatal = true;
+  post({ type: "fatal", message: describe(err).slice(0, 2000) });
+}
+
+/** What the page learns about the boot: how Python came up, and why not from a snapshot. */
+function bootReport(init, snap) {
+  const report = {
+    mode: snap.status === "restored" ? "snapshot" : "cold",
+    snapshot: snap.status, // none | restored | fallback | made | make-failed
+    reason: snap.reason ?? null,
+  };
+  if (snap.made) {
+    const made = snap.made;
+    self.postMessage({ type: "snapshot", ok: true, snapshot: made }, [made.files.buffer, made.pyodide.buffer]);
+    snap.made = null;
+  } else if (init.makeSnapshot === true) {
+    post({ type: "snapshot", ok: false, reason: snap.reason ?? "no snapshot was made" });
+  }
+  return report;
+}
+
+/** Boot step "csp": the worker's Content-Security-Policy must be in force. */
+async function checkPolicy(init) {
+  const policy = await checkWorkerPolicy();
+  if (!policy.ok && init.requireCSP !== false) {
+    const err = new Error(policyMissingMessage(policy));
+    err.step = "csp";
+    throw err;
+  }
+  return policy;
 }
 
 /** Block until the page wrote the answer of the pending synchronous host call. */
@@ -111,74 +232,139 @@ const hooks = {
     }
   },
   waitSync,
+  control: readControl,
 };
 
 async function start(init) {
   let stepName = "init";
+  let bootFetch = null;
   try {
     checkInit(init);
-    const booted = await boot({
+    stepName = "csp";
+    const policy = await step(stepName, () => checkPolicy(init));
+    if (init.bootPort) bootFetch = installBootFetch(init.bootPort);
+    const result = await boot({
       indexURL: init.indexURL ?? undefined,
       lockFileURL: init.lockFileURL ?? undefined,
       packageBaseUrl: init.packageBaseUrl ?? undefined,
       timeoutMs: init.stepTimeoutMs ?? undefined,
+      snapshot: init.snapshot ?? null,
+      makeSnapshot: init.makeSnapshot === true,
+      assets: init.assets ?? null,
       onPhase: (name, ms) => {
         stepName = name;
         phases[name] = ms;
       },
     });
-    const pyodide = booted.pyodide;
+    const pyodide = result.pyodide;
+    const report = bootReport(init, result.snapshot);
+    init.snapshot = null; // the bytes are in Pyodide's memory now
+    init.assets = null;
     stepName = "import:monty_runtime.worker";
     const mod = await step(stepName, () => pyodide.pyimport("monty_runtime.worker"));
-    stepName = "start";
-    await step(stepName, () => {
-      if (init.syncBuffer) {
-        sync = { i32: new Int32Array(init.syncBuffer), u8: new Uint8Array(init.syncBuffer) };
-      }
-      const config = {
-        version: init.version,
-        functions: init.functions,
-        sandbox: Boolean(init.sandbox),
-        limits: init.limits ?? null,
-        sync: init.sync ?? "auto",
-        syncBuffer: sync !== null,
-      };
-      const info = mod.start(JSON.stringify(config), hooks);
-      info?.destroy?.();
-      py = {
-        execute: mod.handle_execute,
-        handle: mod.handle,
-        interrupt: mod.interrupt,
-        dispose: mod.dispose,
-      };
-      // Enter Python through callPromising only when a sync-style host call may block
-      // with JSPI (it costs a scheduler hop per execute).
-      jspi = typeof WebAssembly.Suspending === "function" &&
-        typeof py.execute.callPromising === "function" &&
-        (config.sync === "auto" || config.sync === "jspi");
-    });
-    state = "ready";
-    post({
-      type: "ready",
-      version: PROTOCOL_VERSION,
-      phases,
-      env: {
-        jspi,
-        crossOriginIsolated: self.crossOriginIsolated === true,
-        syncBuffer: sync !== null,
-        sync: init.sync ?? "auto",
-        pyodideVersion: pyodide.version,
-      },
-    });
-    for (const msg of early.splice(0)) dispatch(msg);
-  } catch (err) {
-    state = "failed";
-    const failedStep = err?.step ?? stepName;
-    post({ type: "boot_error", name: "BootError", step: failedStep, message: describe(err?.cause ?? err) });
-    for (const msg of early.splice(0)) {
-      const id = idOf(msg);
-      if (id !== null) reject(id, "BootError", `the worker failed to boot (step ${failedStep})`);
+    booted = { pyodide, mod, policy, bootFetch, boot: report, init };
+    if (init.deferConfig === true) {
+      // A pooled worker: booted, nothing page-specific yet; `configure` follows.
+      bootFetch?.close();
+      state = "booted";
+      post({
+        type: "booted",
+        phases,
+        boot: report,
+        env: { crossOriginIsolated: self.crossOriginIsolated === true, pyodideVersion: pyodide.version },
+      });
+      for (const msg of early.splice(0)) self.onmessage({ data: msg });
+      return;
     }
+    stepName = "start";
+    await configure(init);
+  } catch (err) {
+    bootFailed(err, stepName, bootFetch);
+  }
+}
+
+/** The page-specific part: start the Python session, seal the worker, post `ready`. */
+async function configure(init) {
+  const { pyodide, mod, policy, bootFetch } = booted;
+  await step("start", () => {
+    if (init.syncBuffer) {
+      sync = { i32: new Int32Array(init.syncBuffer), u8: new Uint8Array(init.syncBuffer) };
+    }
+    if (init.controlBuffer) {
+      control = new Int32Array(init.controlBuffer);
+      pyodide.setInterruptBuffer(new Int32Array(init.controlBuffer, 0, 1));
+    }
+    try {
+      pyodide._api.on_fatal = reportFatal; // internal hook; the catch in execute() is the fallback
+    } catch {
+      // not available in this Pyodide
+    }
+    const config = {
+      version: init.version,
+      functions: init.functions,
+      sandbox: Boolean(init.sandbox),
+      limits: init.limits ?? null,
+      sync: init.sync ?? "auto",
+      syncBuffer: sync !== null,
+      control: control !== null,
+    };
+    const info = mod.start(JSON.stringify(config), hooks);
+    importGuard = info?.get?.("importGuard") === true;
+    info?.destroy?.();
+    py = {
+      execute: mod.handle_execute,
+      handle: mod.handle,
+      interrupt: mod.interrupt,
+      dispose: mod.dispose,
+    };
+    // Enter Python through callPromising only when a sync-style host call may block
+    // with JSPI (it costs a scheduler hop per execute): never without host functions.
+    jspi = typeof WebAssembly.Suspending === "function" &&
+      typeof py.execute.callPromising === "function" &&
+      (config.sync === "auto" || config.sync === "jspi") &&
+      config.functions.length > 0;
+  });
+  // The boot is over: no more fetches through the page, and the network, storage
+  // and cross-context APIs leave this global scope before any executed code runs.
+  bootFetch?.close();
+  const lock = await holdLock(init.lockName);
+  const locked = lockDownGlobals();
+  if (locked.failed.length) log("warn", `lockdown: still reachable: ${locked.failed.join(", ")}`);
+  state = "ready";
+  post({
+    type: "ready",
+    version: PROTOCOL_VERSION,
+    phases,
+    env: {
+      csp: {
+        enforced: policy.ok,
+        required: init.requireCSP !== false,
+        evalBlocked: policy.evalBlocked,
+        connectBlocked: policy.connectBlocked,
+      },
+      lockdown: { removed: locked.removed, failed: locked.failed },
+      importGuard,
+      jspi,
+      crossOriginIsolated: self.crossOriginIsolated === true,
+      syncBuffer: sync !== null,
+      sync: init.sync ?? "auto",
+      pyodideVersion: pyodide.version,
+      control: control !== null,
+      lock,
+    },
+    boot: booted.boot,
+  });
+  for (const msg of early.splice(0)) dispatch(msg);
+}
+
+function bootFailed(err, stepName, bootFetch) {
+  state = "failed";
+  bootFetch?.close();
+  const failedStep = err?.step ?? stepName;
+  post({ type: "boot_error", name: "BootError", step: failedStep, message: describe(err?.cause ?? err) });
+  for (const msg of early.splice(0)) {
+    const id = idOf(msg);
+    if (id !== null) reject(id, "BootError", `the worker failed to boot (step ${failedStep})`);
   }
 }
 
@@ -188,16 +374,18 @@ function execute(msg) {
   const id = msg.id;
   const limits = msg.limits == null ? undefined : JSON.stringify(msg.limits);
   const scriptName = msg.scriptName ?? undefined;
+  const failed = (err) => {
+    if (fatal || FATAL.test(describe(err))) reportFatal(err);
+    else reject(id, "InternalError", describe(err));
+  };
   if (jspi) {
-    py.execute.callPromising(id, msg.code, limits, scriptName).catch((err) => {
-      reject(id, "InternalError", describe(err));
-    });
+    py.execute.callPromising(id, msg.code, limits, scriptName).catch(failed);
     return;
   }
   try {
     py.execute(id, msg.code, limits, scriptName);
   } catch (err) {
-    reject(id, "InternalError", describe(err));
+    failed(err);
   }
 }
 
@@ -230,6 +418,9 @@ function dispatch(msg) {
         log("error", `interrupt failed: ${describe(err)}`);
       }
       return;
+    case "ping":
+      post({ type: "pong" });
+      return;
     case "dispose":
       state = "disposed";
       try {
@@ -255,8 +446,21 @@ self.onmessage = (event) => {
     } else {
       reject(idOf(msg), "ProtocolError", "the first message must be init");
     }
-  } else if (state === "booting") {
+  } else if (state === "booting" || state === "configuring") {
     early.push(msg);
+  } else if (state === "booted" && msg && typeof msg === "object" && msg.type === "configure") {
+    state = "configuring";
+    const init = { ...booted.init, ...msg };
+    try {
+      checkConfigure(init, "configure");
+    } catch (err) {
+      bootFailed(err, "configure", null);
+      return;
+    }
+    configure(init).catch((err) => bootFailed(err, "start", null));
+  } else if (state === "booted" && msg && typeof msg === "object" && msg.type === "dispose") {
+    state = "disposed";
+    self.close();
   } else {
     const id = idOf(msg);
     if (id !== null) reject(id, state === "failed" ? "BootError" : "StateError", `worker is ${state}`);

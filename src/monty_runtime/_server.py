@@ -4,8 +4,10 @@ Serves the web root (``web/``) with the headers the browser backend needs:
 
 * cross-origin isolation (``Cross-Origin-Opener-Policy``/``-Embedder-Policy``/
   ``-Resource-Policy``) on every response, unless isolation is turned off;
-* a strict ``Content-Security-Policy`` on the worker script and every script the
-  worker imports (see ``HEADER_RULES``);
+* a strict ``Content-Security-Policy`` on every script (``.js``/``.mjs``) but the
+  page's own modules, so a worker started from any of them, and everything it imports,
+  runs under it (see ``HEADER_RULES``); ``csp=False`` (``serve --no-csp``) leaves it
+  out, to test that the worker refuses to run code without it;
 * correct MIME types (``.mjs``, ``.wasm``, ``.whl`` ...) and ``Cache-Control: no-cache``.
 
 Every request is logged (method, path, status, ``Sec-Fetch-Dest``) so tests can see the
@@ -37,6 +39,7 @@ __all__ = [
     "HEADER_RULES",
     "ISOLATION_HEADERS",
     "MIME_TYPES",
+    "PAGE_SCRIPTS",
     "WORKER_CSP",
     "RequestLog",
     "RequestRecord",
@@ -47,12 +50,13 @@ __all__ = [
     "start_server",
 ]
 
-# Content-Security-Policy of the worker and of every script it imports: no string
-# evaluation (only WebAssembly compilation), no connections beyond our own origin, no
-# nested workers.
+# Content-Security-Policy of the worker and of every script it imports: scripts only
+# from our own origin and no string evaluation (WebAssembly compilation is allowed), no
+# connections at all (fetch, XHR, WebSocket, EventSource: the page fetches what the
+# worker needs during its boot, web/boot-fetch.js), no nested workers, nothing else.
 WORKER_CSP = (
     "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; "
-    "connect-src 'self'; worker-src 'none'"
+    "connect-src 'none'; worker-src 'none'"
 )
 
 ISOLATION_HEADERS: dict[str, str] = {
@@ -62,22 +66,20 @@ ISOLATION_HEADERS: dict[str, str] = {
 }
 
 # Path patterns (fnmatch, matched against the URL path without query) -> extra headers.
-# ``*`` also matches ``/``, so ``*/worker.js`` matches ``/worker.js`` and
-# ``/web/worker.js`` (when the server root is the project instead of ``web/``).
-# This is the one table to edit when the worker starts importing another script.
-_WORKER_SCRIPTS: tuple[str, ...] = (
-    "*/worker.js",
-    "*-worker.js",
-    "*/boot.js",
-    "*/protocol.js",
-    "*/codec.js",
-    "*/node_modules/pyodide/*.mjs",
-    "*/node_modules/pyodide/pyodide.js",
-    "*/node_modules/pyodide/pyodide.asm.js",
+# ``*`` also matches ``/``, so ``*.js`` matches ``/worker.js`` and ``/web/worker.js``
+# (when the server root is the project instead of ``web/``).
+#
+# Every script gets the worker's policy, so a new worker script, or a new module a
+# worker imports, is covered without editing anything.  A browser applies a script
+# response's CSP only when that response starts a worker; for a module imported by a
+# page the header is ignored, so it costs the page nothing.
+HEADER_RULES: tuple[tuple[str, dict[str, str]], ...] = (
+    ("*.js", {"Content-Security-Policy": WORKER_CSP}),
+    ("*.mjs", {"Content-Security-Policy": WORKER_CSP}),
 )
-HEADER_RULES: tuple[tuple[str, dict[str, str]], ...] = tuple(
-    (pattern, {"Content-Security-Policy": WORKER_CSP}) for pattern in _WORKER_SCRIPTS
-)
+# Modules only a page loads (never a worker), served without the policy for clarity.
+# Listing one here is optional; leaving a page module out of it is harmless.
+PAGE_SCRIPTS: tuple[str, ...] = ("*/monty-runtime.js", "*/tools.js")
 
 MIME_TYPES: dict[str, str] = {
     ".html": "text/html; charset=utf-8",
@@ -107,15 +109,19 @@ class ServerError(RuntimeError):
     """A dev-server problem with a message meant for the person running it."""
 
 
-def headers_for_path(path: str, *, isolated: bool = True) -> dict[str, str]:
-    """Extra headers (besides Content-Type) for a URL path; used by the handler and tests."""
+def headers_for_path(path: str, *, isolated: bool = True, csp: bool = True) -> dict[str, str]:
+    """Extra headers (besides Content-Type) for a URL path; used by the handler and tests.
+    ``csp=False`` drops the Content-Security-Policy (testing only)."""
     url_path = urllib.parse.urlsplit(path).path
     headers: dict[str, str] = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
     if isolated:
         headers.update(ISOLATION_HEADERS)
+    page_script = any(fnmatch.fnmatchcase(url_path, p) for p in PAGE_SCRIPTS)
     for pattern, extra in HEADER_RULES:
         if fnmatch.fnmatchcase(url_path, pattern):
             headers.update(extra)
+    if page_script or not csp:
+        headers.pop("Content-Security-Policy", None)
     return headers
 
 
@@ -175,6 +181,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     sys_version = ""
     # Set per server class by _make_handler().
     isolated: bool = True
+    csp: bool = True
     request_log: RequestLog | None = None
 
     # -- paths ---------------------------------------------------------------
@@ -212,7 +219,9 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     # -- headers -------------------------------------------------------------
     def end_headers(self) -> None:
-        for name, value in headers_for_path(self.path, isolated=self.isolated).items():
+        for name, value in headers_for_path(
+            self.path, isolated=self.isolated, csp=self.csp
+        ).items():
             self.send_header(name, value)
         super().end_headers()
 
@@ -241,12 +250,13 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 def _make_handler(
-    root: Path, isolated: bool, request_log: RequestLog
+    root: Path, isolated: bool, request_log: RequestLog, csp: bool = True
 ) -> Callable[..., http.server.BaseHTTPRequestHandler]:
     class Handler(_Handler):
         pass
 
     Handler.isolated = isolated
+    Handler.csp = csp
     Handler.request_log = request_log
 
     def factory(*args: Any, **kwargs: Any) -> http.server.BaseHTTPRequestHandler:
@@ -311,6 +321,7 @@ class RunningServer:
     log: RequestLog
     _httpd: _Server
     _thread: threading.Thread
+    csp: bool = True
 
     def requests(self) -> list[RequestRecord]:
         return self.log.records()
@@ -338,11 +349,14 @@ def start_server(
     port: int = 0,
     isolated: bool = True,
     log_stream: IO[str] | None = None,
+    csp: bool = True,
 ) -> RunningServer:
-    """Start the dev server in a daemon thread and return a handle (port 0: a free port)."""
+    """Start the dev server in a daemon thread and return a handle (port 0: a free port).
+    ``csp=False`` serves the scripts without the worker's Content-Security-Policy (for
+    tests of the worker's policy check; never for real use)."""
     root_path = _check_root(Path(root))
     request_log = RequestLog(stream=log_stream)
-    httpd = _bind(host, port, _make_handler(root_path, isolated, request_log))
+    httpd = _bind(host, port, _make_handler(root_path, isolated, request_log, csp))
     actual_port = int(httpd.server_address[1])
     thread = threading.Thread(
         target=httpd.serve_forever,
@@ -360,6 +374,7 @@ def start_server(
         log=request_log,
         _httpd=httpd,
         _thread=thread,
+        csp=csp,
     )
 
 
@@ -371,6 +386,7 @@ def serve_forever(
     isolated: bool = True,
     log_stream: IO[str] | None = None,
     out: IO[str] | None = None,
+    csp: bool = True,
 ) -> int:
     """Serve until Ctrl-C (the ``serve`` command). Returns a process exit code."""
     out = out if out is not None else sys.stdout
@@ -382,9 +398,11 @@ def serve_forever(
             file=sys.stderr,
         )
     request_log = RequestLog(stream=log_stream)
-    httpd = _bind(host, port, _make_handler(root_path, isolated, request_log))
+    httpd = _bind(host, port, _make_handler(root_path, isolated, request_log, csp))
     actual_port = int(httpd.server_address[1])
     mode = "cross-origin isolated" if isolated else "not cross-origin isolated"
+    if not csp:
+        mode += "; worker scripts WITHOUT their Content-Security-Policy"
     print(f"Serving {_url(host, actual_port)} ({mode})", file=out, flush=True)
     print(f"Web root {root_path}; press Ctrl-C to stop.", file=out, flush=True)
 

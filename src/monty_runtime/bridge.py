@@ -312,6 +312,9 @@ class Execution:
         self.interrupt_exc: type[BaseException] | None = None
         self.timers: list[Any] = []
         self.prelude: Callable[[], None] | None = None  # runs first, in the code's context
+        #: The wire form (args, kwargs) of the host call being handed to the platform, for
+        #: a platform that forwards it as is (the browser worker); None otherwise.
+        self.call_wire: tuple[Any, Any] | None = None
         self._call_ids = itertools.count(1)
         self._outbox: deque[Any] = deque()
         self._drain_scheduled = False
@@ -372,6 +375,7 @@ class Execution:
         call_kwargs = codec.decode(wire_kwargs)
         started = time.perf_counter()
         platform = self.bridge.platform
+        self.call_wire = (wire_args, wire_kwargs)
         if awaited:
             inner = platform.host_async(self, hf, call_args, call_kwargs)
             return _pending_call(self, hf.name, call_id, started, inner)

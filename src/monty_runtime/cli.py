@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not send COOP/COEP/CORP (the page is then not cross-origin isolated)",
     )
+    p_serve.add_argument(
+        "--no-csp",
+        action="store_true",
+        help="serve scripts without the worker's Content-Security-Policy (testing only: "
+        "the runtime then refuses to boot unless the page passes requireCSP: false)",
+    )
     p_serve.add_argument("--root", type=Path, default=None, help="web root (default: web/)")
     p_serve.add_argument("--log", type=Path, default=None, help="append request lines here")
     p_serve.add_argument("--no-build", action="store_true", help="skip the build")
@@ -113,6 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             isolated=not args.no_isolation,
             log_stream=log_stream,
+            csp=not args.no_csp,
         )
     except ServerError as exc:
         print(f"serve: {exc}", file=sys.stderr)

@@ -9,15 +9,25 @@ a JSON array of messages (the worker batches what it posts in one turn).  Values
 inside (``args``, ``value`` ...) are in the wire form of :mod:`monty_runtime.codec`.
 
 page -> worker
-    ``init``         once, first: boot options, host function schemas, mode, limits
+    ``init``         once, first: boot options, host function schemas, mode, limits;
+                     with ``deferConfig`` only the boot options count (a pooled worker)
+                     and the rest comes with ``configure``; ``snapshot`` restores a
+                     memory snapshot, ``makeSnapshot`` asks for one (web/snapshot.js)
+    ``configure``    a pooled worker's host function schemas, mode, limits, shared buffer
     ``execute``      run ``code``; ``id`` is the page's request id (echoed by every reply)
     ``host_result``  the answer to a ``host_call`` (``ok`` + ``value`` or ``error``)
     ``interrupt``    raise ``KeyboardInterrupt`` in the running code (best effort); with
                      ``id``, only in that request's execution
     ``dispose``      stop; the page terminates the worker right after
+    ``ping``         liveness check: the worker answers ``pong`` (from JavaScript, when
+                     its event loop is free)
 
 worker -> page
-    ``ready``        booted (``version``, boot ``phases`` in ms, ``env``)
+    ``ready``        booted (``version``, boot ``phases`` in ms, ``env``, ``boot``: how
+                     Python came up -- cold, from a snapshot, or a fallback and why)
+    ``booted``       a pooled worker booted and waits for ``configure``
+    ``snapshot``     the snapshot asked for with ``makeSnapshot`` (not JSON text: an
+                     object whose byte arrays are transferred), or ``ok: false``
     ``boot_error``   the boot failed at ``step`` (then nothing else is sent)
     ``event``        one event dict (``event``) of request ``id``
     ``result``       the result of request ``id`` (the request is over)
@@ -27,6 +37,13 @@ worker -> page
     ``host_call``    call host function ``name`` for request ``execution``; ``sync`` true
                      means "answer through the shared buffer, the worker is blocked"
     ``log``          a diagnostic line for the page's console
+    ``pong``         the answer to ``ping``
+    ``fatal``        Pyodide failed fatally (``message``); the worker is unusable
+
+With ``init.controlBuffer`` (cross-origin isolated pages) the page also reaches a busy
+worker through shared memory and a signal: see ``CONTROL`` in ``web/protocol.js`` and
+:mod:`monty_runtime._control`.  ``init.lockName`` names a Web Lock the worker holds
+for its whole life, so the page hears of its death even when it sends nothing.
 """
 
 from __future__ import annotations
@@ -50,15 +67,23 @@ MESSAGES: Final[dict[str, dict[str, dict[str, list[str]]]]] = {
         "init": {
             "required": ["version", "functions", "sandbox", "limits", "sync"],
             "optional": ["indexURL", "lockFileURL", "packageBaseUrl", "stepTimeoutMs",
-                         "syncBuffer"],
+                         "syncBuffer", "requireCSP", "bootPort", "snapshot", "makeSnapshot",
+                         "deferConfig", "controlBuffer", "lockName", "assets"],
+        },
+        "configure": {
+            "required": ["functions", "sandbox", "limits", "sync"],
+            "optional": ["syncBuffer", "controlBuffer", "lockName"],
         },
         "execute": {"required": ["id", "code"], "optional": ["limits", "scriptName"]},
         "host_result": {"required": ["id", "ok"], "optional": ["value", "error"]},
         "interrupt": {"required": [], "optional": ["id"]},
         "dispose": {"required": [], "optional": []},
+        "ping": {"required": [], "optional": []},
     },
     "worker_to_page": {
-        "ready": {"required": ["version", "phases", "env"], "optional": []},
+        "ready": {"required": ["version", "phases", "env"], "optional": ["boot"]},
+        "booted": {"required": ["phases", "boot", "env"], "optional": []},
+        "snapshot": {"required": ["ok"], "optional": ["snapshot", "reason"]},
         "boot_error": {"required": ["step", "message"], "optional": ["name"]},
         "event": {"required": ["id", "event"], "optional": []},
         "result": {
@@ -71,6 +96,8 @@ MESSAGES: Final[dict[str, dict[str, dict[str, list[str]]]]] = {
             "optional": [],
         },
         "log": {"required": ["level", "message"], "optional": []},
+        "pong": {"required": [], "optional": []},
+        "fatal": {"required": ["message"], "optional": []},
     },
 }
 

@@ -78,6 +78,16 @@ def _capture_last(body: list[ast.stmt]) -> bool:
     return False
 
 
+def default_builtins() -> Any:
+    """The ``__builtins__`` of a REPL: the real builtins module."""
+    return builtins
+
+
+#: Makes the ``__builtins__`` of each new REPL; ``monty_runtime._lockdown.enable()``
+#: swaps in one whose ``__import__`` refuses the JavaScript bridge modules.
+new_builtins: Callable[[], Any] = default_builtins
+
+
 class Repl:
     """A persistent namespace plus the compile/run steps of one cell.
 
@@ -91,7 +101,7 @@ class Repl:
     _cache: OrderedDict[tuple[str, str], CompiledCell] = OrderedDict()
 
     def __init__(self) -> None:
-        self.globals: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+        self.globals: dict[str, Any] = {"__name__": "__main__", "__builtins__": new_builtins()}
 
     def compile(self, source: str, filename: str) -> CompiledCell:
         """Compile one cell (raises ``SyntaxError``).  Compiled cells are cached by source
@@ -242,11 +252,15 @@ class OutputCapture:
     ``print`` events, line-buffered so that one ``print`` is one event.
 
     ``emit(stream, text)`` is called with complete lines (and with any rest at
-    :meth:`flush`).  The byte budget is checked at each write: the write that crosses it
-    raises :class:`~monty_runtime.errors.OutputLimitExceeded`.
+    :meth:`flush`, or once an unfinished line holds ``PARTIAL_LINE_CHARS``, so that
+    ``print(x, end="")`` in a loop streams and costs linear time).  The byte budget is
+    checked at each write: the write that crosses it raises
+    :class:`~monty_runtime.errors.OutputLimitExceeded`.
     """
 
-    __slots__ = ("_emit", "_exc", "_pending", "_used", "limit", "parts")
+    PARTIAL_LINE_CHARS = 65536
+
+    __slots__ = ("_emit", "_exc", "_held", "_pending", "_used", "limit", "parts")
 
     def __init__(
         self,
@@ -259,7 +273,9 @@ class OutputCapture:
         self.limit = limit
         self._used = 0
         self.parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self._pending: dict[str, str] = {"stdout": "", "stderr": ""}
+        # The unfinished line of each stream, as parts, and its length.
+        self._pending: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        self._held: dict[str, int] = {"stdout": 0, "stderr": 0}
 
     def write(self, stream: str, text: str) -> int:
         if not isinstance(text, str):
@@ -279,21 +295,39 @@ class OutputCapture:
 
     def _add(self, stream: str, text: str) -> None:
         self.parts[stream].append(text)
-        pending = self._pending[stream] + text
-        cut = pending.rfind("\n")
+        held = self._pending[stream]
+        cut = text.rfind("\n")
         if cut < 0:
-            self._pending[stream] = pending
+            held.append(text)
+            size = self._held[stream] + len(text)
+            if size < self.PARTIAL_LINE_CHARS:
+                self._held[stream] = size
+                return
+            line = "".join(held)
+            held.clear()
+            self._held[stream] = 0
+            self._emit(stream, line)
             return
-        self._pending[stream] = pending[cut + 1 :]
-        self._emit(stream, pending[: cut + 1])
+        head = text[: cut + 1]
+        if held:
+            head = "".join(held) + head
+            held.clear()
+        rest = text[cut + 1 :]
+        if rest:
+            held.append(rest)
+        self._held[stream] = len(rest)
+        self._emit(stream, head)
 
     def flush(self) -> None:
         """Emit what is pending (called before a host call and at the end of a run)."""
         for stream in ("stdout", "stderr"):
-            rest = self._pending[stream]
-            if rest:
-                self._pending[stream] = ""
-                self._emit(stream, rest)
+            held = self._pending[stream]
+            if held:
+                rest = "".join(held)
+                held.clear()
+                self._held[stream] = 0
+                if rest:
+                    self._emit(stream, rest)
 
     def text(self, stream: str) -> str:
         return "".join(self.parts[stream])

@@ -30,13 +30,15 @@ import inspect
 import itertools
 import json
 import keyword
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from . import codec
+from . import _lockdown, _wire, codec
+from ._control import Control, PrintBatcher
 from .bridge import Execution, PlatformBridge, current_execution
 from .errors import HostError, StateError
-from .events import Event, ExecutionResult, RunError, RunFinished
+from .events import CallStarted, Event, ExecutionResult, Print, RunError, RunFinished
 from .extensions import HostFunction
 from .limits import Limits
 from .protocol import PROTOCOL_VERSION, check_message
@@ -58,7 +60,7 @@ __all__ = [
 SYNC_MODES = ("auto", "jspi", "atomics", "none")
 
 _INTERRUPTED = '{"interrupt":true}'
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = _wire.dumps  # compact JSON, one cached C encoder (hot path)
 
 
 class Hooks(Protocol):
@@ -79,17 +81,27 @@ class Hooks(Protocol):
         """Block (``Atomics.wait``) until the page wrote the answer of the one pending
         synchronous call into the shared buffer; returns its JSON text."""
 
+    # Optional, when the page sent a control buffer (init ``control``):
+    # ``control() -> str`` reads the page's pending control requests ("kind,id,...")
+    # and counts a heartbeat; see _control.py.
+
 
 class _Request:
     """Platform data of one execution (``Execution.host``): the page's request id and
     the host calls it waits for."""
 
-    __slots__ = ("calls", "rid", "task")
+    __slots__ = ("calls", "held", "interrupting", "rid", "task")
 
     def __init__(self, rid: Any) -> None:
         self.rid = rid
         self.calls: set[int] = set()
         self.task: asyncio.Task[Any] | None = None
+        #: An interrupt was delivered by failing a host call, and the code has not seen
+        #: it yet: a second interrupt must not also cancel the task.
+        self.interrupting = False
+        #: A ``call_started`` event held back to leave with its ``host_call`` (one
+        #: message instead of two); posted before anything else otherwise.
+        self.held: str | None = None
 
 
 def _loop() -> asyncio.AbstractEventLoop:
@@ -136,6 +148,9 @@ class PyodidePlatform:
         self.sync = sync
         self.sync_buffer = sync_buffer
         self._call_ids = itertools.count(1)
+        #: >0 while the code blocks in a sync-style host call (JSPI or Atomics): the
+        #: control channel's signal handler must not call into JavaScript then.
+        self.blocking = 0
 
     # -- running code -------------------------------------------------------------------
 
@@ -205,10 +220,13 @@ class PyodidePlatform:
         if req is None:
             return
         if req.calls:
+            req.interrupting = True
             for call_id in sorted(req.calls):
                 req.calls.discard(call_id)
                 with contextlib.suppress(Exception):
                     self.hooks.settle(call_id, _INTERRUPTED)
+            return
+        if req.interrupting:
             return
         task = req.task
         if task is not None and not task.done():
@@ -242,15 +260,23 @@ class PyodidePlatform:
                    kwargs: dict[str, Any], sync: bool) -> int:
         req = _request(execution)
         call_id = next(self._call_ids)
-        self.hooks.post(_dumps({
+        wire = execution.call_wire
+        execution.call_wire = None
+        if wire is None:
+            wire = (codec.encode(args), codec.encode(kwargs))
+        text = _dumps({
             "type": "host_call",
             "id": call_id,
             "execution": None if req is None else req.rid,
             "name": fn.name,
-            "args": codec.encode(args),
-            "kwargs": codec.encode(kwargs),
+            "args": wire[0],
+            "kwargs": wire[1],
             "sync": sync,
-        }))
+        })
+        if req is not None and req.held is not None:
+            text = "[" + req.held + "," + text + "]"
+            req.held = None
+        self.hooks.post(text)
         return call_id
 
     def _sync_mode(self) -> str:
@@ -284,14 +310,20 @@ class PyodidePlatform:
             promise = self.hooks.promise(call_id)
             if req is not None:
                 req.calls.add(call_id)
+            self.blocking += 1
             try:
                 text = _run_sync(promise)
             finally:
+                self.blocking -= 1
                 if req is not None:
                     req.calls.discard(call_id)
         else:
             self._post_call(execution, fn, args, kwargs, True)
-            text = self.hooks.waitSync()
+            self.blocking += 1
+            try:
+                text = self.hooks.waitSync()
+            finally:
+                self.blocking -= 1
         return _unpack(execution, text)
 
     def host_async(self, execution: Execution, fn: HostFunction, args: list[Any],
@@ -353,7 +385,11 @@ def _unpack(execution: Execution, text: Any) -> Any:
     answer = json.loads(str(text))
     if not isinstance(answer, dict):
         raise RuntimeError("malformed host_result")
-    if answer.get("interrupt"):
+    req = _request(execution)
+    if answer.get("interrupt") or (req is not None and req.interrupting):
+        # (An interrupt that came while the answer was on its way wins over it.)
+        if req is not None:
+            req.interrupting = False
         exc = execution.interrupt_exc or KeyboardInterrupt
         raise exc()
     if answer.get("ok") is True:
@@ -462,6 +498,19 @@ class WorkerSession:
             self.bridge = PlatformBridge(self.platform, self.functions, self.limits)
         self.running: dict[Any, PlatformBridge] = {}  # rid -> bridge (for interrupt)
         self.disposed = False
+        # Print batching per running request, and the control channel (signal handler
+        # + shared ring; cross-origin isolated pages only): see _control.py.
+        self.outboxes: dict[Any, PrintBatcher] = {}
+        self.control: Control | None = None
+        read_control = getattr(hooks, "control", None)
+        if config.get("control") and read_control is not None:
+            self.control = Control(self, read_control)
+            self.control.install()
+
+    def flush_output(self) -> None:
+        """Post the print text held for the running executions."""
+        for outbox in list(self.outboxes.values()):
+            outbox.flush()
 
     def post(self, message: dict[str, Any]) -> None:
         self.hooks.post(_encode_message(message))
@@ -487,6 +536,11 @@ class WorkerSession:
             self.reject(rid, "InternalError", f"{type(exc).__name__}: {exc}")
 
     def _execute(self, rid: Any, code: Any, limits: Any, script_name: Any) -> None:
+        control = self.control
+        if control is not None:
+            if not control.admit(rid):
+                return  # already refused (busy) through the control channel
+            control.install()
         if self.disposed:
             raise StateError("Bridge has been disposed", "disposed")
         if isinstance(limits, str):
@@ -502,9 +556,23 @@ class WorkerSession:
         running = self.running
         sandbox = self.sandbox
         last: list[str] = []  # the final event, sent together with the result
+        outbox = PrintBatcher(post, prefix)
+        outboxes = self.outboxes
+
+        req = _Request(rid)
 
         def on_event(event: Event) -> None:
+            if type(event) is Print:
+                outbox.add(event)
+                return
+            outbox.flush()
             text = prefix + _dumps(event.to_dict()) + "}"
+            if req.held is not None:  # its host_call never left (the call failed first)
+                post(req.held)
+                req.held = None
+            if type(event) is CallStarted:
+                req.held = text  # leaves with its host_call (_post_call)
+                return
             if isinstance(event, RunFinished | RunError):
                 last.append(text)  # the result follows at once
             else:
@@ -513,6 +581,12 @@ class WorkerSession:
         def on_complete(result: ExecutionResult) -> None:
             if running.get(rid) is bridge:
                 del running[rid]
+            if outboxes.get(rid) is outbox:
+                del outboxes[rid]
+            outbox.close()
+            if req.held is not None:
+                post(req.held)
+                req.held = None
             if sandbox:
                 bridge.dispose()
             message = result.to_dict()
@@ -523,6 +597,7 @@ class WorkerSession:
             last.clear()
 
         running[rid] = bridge
+        outboxes[rid] = outbox
         try:
             bridge.execute(
                 code,
@@ -530,11 +605,13 @@ class WorkerSession:
                 on_complete=on_complete,
                 script_name=script_name,
                 limits=call_limits,
-                host=_Request(rid),
+                host=req,
             )
         except BaseException:
             if running.get(rid) is bridge:
                 del running[rid]
+            if outboxes.get(rid) is outbox:
+                del outboxes[rid]
             raise
 
     # -- control ------------------------------------------------------------------------
@@ -543,7 +620,10 @@ class WorkerSession:
         """Interrupt the running execution(s), or only request ``rid``'s."""
         for key, bridge in list(self.running.items()):
             if rid is None or key == rid:
-                bridge.interrupt()
+                if self.control is not None and rid is not None:
+                    self.control.interrupt(key, ring=False)  # paired with its ring entry
+                else:
+                    bridge.interrupt()
 
     def dispose(self) -> None:
         if self.disposed:
@@ -620,8 +700,13 @@ def start(config: Any, hooks: Hooks) -> dict[str, Any]:
         config = json.loads(config)
     if not isinstance(config, dict):
         raise TypeError("init must be an object")
+    if sys.platform == "emscripten":
+        # Executed code cannot import js/pyodide/monty_runtime (defence in depth; see
+        # _lockdown.py).  On before the first REPL exists.
+        _lockdown.enable()
     _session = WorkerSession(hooks, config)
-    return {"version": PROTOCOL_VERSION, "jspi": _jspi_available()}
+    return {"version": PROTOCOL_VERSION, "jspi": _jspi_available(),
+            "importGuard": _lockdown.enabled()}
 
 
 def _current() -> WorkerSession:

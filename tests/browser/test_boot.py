@@ -24,7 +24,6 @@ STEPS = [
     "loadPyodide",
     "loadPackage:monty-runtime",
     "loadPackage:micropip",
-    "import:micropip",
     "import:monty_runtime",
 ]
 BOOT_TIMEOUT_MS = 120_000

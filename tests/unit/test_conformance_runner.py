@@ -616,29 +616,50 @@ def test_summary_line_per_backend_is_the_last_output(tmp_path: Path) -> None:
     assert re.search(r"\b1 passed, 1 failed\b", last)
 
 
-def test_chromium_is_not_available_yet(tmp_path: Path) -> None:
-    with pytest.raises(BackendUnavailable, match=r"^chromium backend not available: "):
-        create_backend("chromium")
+def test_chromium_unavailable_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from monty_runtime.conformance import chromium
+    from monty_runtime.conformance.corpus import find_repo_root
+
+    root = find_repo_root()
+    assert root is not None
+    monkeypatch.setattr(chromium._load_config(root), "CHROMIUM_PATH", str(tmp_path / "nope"))
+    for name in ("chromium", "chromium-noniso"):
+        with pytest.raises(BackendUnavailable, match=r"^chromium backend not available: "):
+            create_backend(name)
     d = write_corpus(tmp_path, [GOOD])
     for backend in ("chromium", "all"):
         code, out, err = run_main("--corpus", str(d), "--backend", backend)
         assert code == 2
-        assert "chromium backend not available: " in err
+        assert "chromium backend not available: Chromium not found at " in err
         assert out == ""
 
 
 def test_registered_backend_plugs_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backends_module, "_registry", {})
     register_backend("chromium", lambda: Renamed("chromium"))
+    register_backend("chromium-noniso", lambda: Renamed("chromium-noniso"))
     d = write_corpus(tmp_path, [GOOD])
     code, out, err = run_main(
         "--corpus", str(d), "--backend", "all", "--no-progress", "--no-expectations"
     )
     assert code == 0, out + err
-    assert out.splitlines()[-2:] == [
+    assert out.splitlines()[-3:] == [
         "native: 1 passed, 0 failed, 0 expected differences",
         "chromium: 1 passed, 0 failed, 0 expected differences",
+        "chromium-noniso: 1 passed, 0 failed, 0 expected differences",
     ]
+    code, out, err = run_main(
+        "--corpus",
+        str(d),
+        "--backend",
+        "chromium",
+        "--server-mode",
+        "isolated",
+        "--no-progress",
+        "--no-expectations",
+    )
+    assert code == 0, out + err
+    assert out.splitlines()[-1:] == ["chromium: 1 passed, 0 failed, 0 expected differences"]
 
 
 def test_keyword_selection(tmp_path: Path) -> None:

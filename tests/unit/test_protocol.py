@@ -38,10 +38,11 @@ def test_python_and_js_tables_are_the_same() -> None:
 def test_table_shape() -> None:
     assert set(MESSAGES) == {"page_to_worker", "worker_to_page"}
     assert set(MESSAGES["page_to_worker"]) == {
-        "init", "execute", "host_result", "interrupt", "dispose"
+        "init", "configure", "execute", "host_result", "interrupt", "dispose", "ping"
     }
     assert set(MESSAGES["worker_to_page"]) == {
-        "ready", "boot_error", "event", "result", "rejected", "host_call", "log"
+        "ready", "booted", "snapshot", "boot_error", "event", "result", "rejected",
+        "host_call", "log", "pong", "fatal"
     }
     for direction in MESSAGES.values():
         for spec in direction.values():

@@ -121,6 +121,7 @@ WORKER_SCRIPTS = [
     "/node_modules/pyodide/pyodide.mjs",
     "/node_modules/pyodide/pyodide.asm.mjs",
     "/node_modules/pyodide/pyodide.asm.js",
+    "/app.mjs",  # any script: a new worker script or worker module is covered unlisted
 ]
 
 
@@ -143,7 +144,6 @@ def _get(srv: RunningServer, path: str) -> tuple[int, dict[str, str], bytes]:
     [
         "/index.html",
         "/monty-runtime.js",
-        "/app.mjs",
         "/node_modules/pyodide/pyodide.asm.wasm",
         "/dist/pkg-1.0-py3-none-any.whl",
     ],
@@ -157,7 +157,7 @@ def test_no_csp_on_other_files(isolated: RunningServer, path: str) -> None:
 def test_csp_value() -> None:
     assert WORKER_CSP == (
         "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; "
-        "connect-src 'self'; worker-src 'none'"
+        "connect-src 'none'; worker-src 'none'"
     )
     # Served from the project folder instead of web/, the same files still get it.
     assert headers_for_path("/web/worker.js")["Content-Security-Policy"] == WORKER_CSP
@@ -362,3 +362,13 @@ def test_cli_serve_reports_missing_root(tmp_path: Path) -> None:
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
     assert "does not exist" in err
+
+
+def test_csp_can_be_turned_off_for_tests(web_root: Path) -> None:
+    assert "Content-Security-Policy" not in headers_for_path("/worker.js", csp=False)
+    with start_server(web_root, csp=False) as srv:
+        assert srv.csp is False
+        status, headers, _body = send(srv, "/worker.js")
+        assert status == 200
+        assert "content-security-policy" not in headers
+        assert headers["cross-origin-embedder-policy"] == "require-corp"

@@ -6,11 +6,11 @@ A backend turns a :class:`~monty_runtime.conformance.corpus.Case` into a
 :meth:`Event.to_dict`).  The runner judges outcomes; a backend never does.
 
 * :class:`NativeBackend` runs cases in this process with :class:`MontyRuntime`.
-* A browser backend (``chromium``) will run the same cases in the Pyodide worker of
-  ``web/``.  It plugs in by providing a module ``monty_runtime.conformance.chromium``
-  with a ``create_backend()`` function (or by :func:`register_backend`), returning an
-  object of the :class:`Backend` protocol; until then ``--backend chromium`` fails with
-  :class:`BackendUnavailable`.
+* The browser backends (``chromium``: a cross-origin isolated page, and
+  ``chromium-noniso``: the same without isolation) run the same cases in the Pyodide
+  workers of ``web/`` (module ``monty_runtime.conformance.chromium``, whose
+  ``create_backend(mode)`` returns an object of the :class:`Backend` protocol).  Other
+  backends plug in with :func:`register_backend`.
 
 How a backend must run a case (both backends must do the same):
 
@@ -51,6 +51,7 @@ from ..runtime import ExecutionHandle, MontyRuntime
 from .corpus import Case, Step
 
 __all__ = [
+    "BROWSER_BACKENDS",
     "Backend",
     "BackendUnavailable",
     "CaseOutcome",
@@ -220,7 +221,11 @@ class Backend(Protocol):
     """Runs cases.  ``start`` is awaited once before the first case (boot a browser,
     load Pyodide, ...), ``close`` once after the last.  ``run_case`` must not raise for
     anything the executed code does; an exception from it means the backend itself
-    failed on that case (reported as an error of the case)."""
+    failed on that case (reported as an error of the case).
+
+    Optionally, a backend also has ``async def prepare(cases, *, case_timeout)``: the
+    runner calls it after ``start`` with every case it is about to run, in order (the
+    browser backend boots runtimes ahead)."""
 
     name: str
 
@@ -244,33 +249,38 @@ def register_backend(name: str, factory: BackendFactory) -> None:
     _registry[name] = factory
 
 
+#: The browser backends: name -> server mode of ``monty_runtime.conformance.chromium``.
+BROWSER_BACKENDS = {"chromium": "isolated", "chromium-noniso": "not_isolated"}
+
+
 def available_backends() -> list[str]:
     """Names ``--backend`` accepts (besides ``all``)."""
-    return sorted({"native", "chromium", *_registry})
+    return sorted({"native", *BROWSER_BACKENDS, *_registry})
 
 
-def create_backend(name: str) -> Backend:
+def create_backend(name: str, **options: Any) -> Backend:
     """A backend by name.  Raises :class:`BackendUnavailable` (with the reason) when it
-    cannot run here, ``ValueError`` for an unknown name."""
+    cannot run here, ``ValueError`` for an unknown name.  ``options`` go to the browser
+    backends (e.g. ``fresh_runtimes=True``)."""
     factory = _registry.get(name)
     if factory is not None:
         return factory()
     if name == "native":
         return NativeBackend()
-    if name == "chromium":
+    if name in BROWSER_BACKENDS:
         try:
             module = importlib.import_module(f"{__package__}.chromium")
         except ImportError as exc:
             raise BackendUnavailable(
-                "chromium backend not available: no browser backend is implemented yet "
-                f"({__package__}.chromium is missing: {exc}); run with --backend native"
+                f"chromium backend not available: {__package__}.chromium cannot be "
+                f"imported ({exc}); run with --backend native"
             ) from None
         create = getattr(module, "create_backend", None)
         if not callable(create):
             raise BackendUnavailable(
                 f"chromium backend not available: {module.__name__} has no create_backend()"
             )
-        backend = create()
+        backend = create(BROWSER_BACKENDS[name], **options)
         if not isinstance(backend, Backend):
             raise BackendUnavailable(
                 "chromium backend not available: create_backend() did not return a Backend"

@@ -1,5 +1,5 @@
-"""``conformance [--backend native|chromium|all] [--corpus DIR ...] [--json FILE]
-[--junit FILE] [--strict] [-k SUBSTRING]``.
+"""``conformance [--backend native|chromium|all] [--server-mode isolated|not_isolated|both]
+[--corpus DIR ...] [--json FILE] [--junit FILE] [--strict] [-k SUBSTRING]``.
 
 Exit status: 0 when every case conforms (expected differences included), 1 on any
 unexpected result (a failure, a backend error, a disagreement between backends, or with
@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from .backends import Backend, BackendUnavailable, available_backends, create_backend
+from .backends import (
+    BROWSER_BACKENDS,
+    Backend,
+    BackendUnavailable,
+    available_backends,
+    create_backend,
+)
 from .corpus import (
     Case,
     CorpusError,
@@ -45,7 +51,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backend",
         default="native",
-        help="native (default), chromium, or all",
+        help="native (default), chromium, or all (native and chromium); a comma-separated "
+        "list works too. chromium runs in each --server-mode, each its own column",
+    )
+    p.add_argument(
+        "--server-mode",
+        default="both",
+        choices=["isolated", "not_isolated", "both"],
+        help="chromium: serve the page cross-origin isolated (column 'chromium'), not "
+        "isolated ('chromium-noniso'), or both (default)",
+    )
+    p.add_argument(
+        "--fresh-runtimes",
+        action="store_true",
+        help="chromium: boot a runtime for every case, as the case describes it (slow), "
+        "instead of reusing sandbox-mode runtimes for one-step cases",
     )
     p.add_argument(
         "--corpus",
@@ -101,17 +121,43 @@ def select_cases(cases: Sequence[Case], keywords: Sequence[str] | None) -> list[
     return [c for c in cases if any(k in text(c) for k in wanted)]
 
 
-def _backend_names(text: str) -> list[str]:
+_SERVER_MODE_COLUMNS = {"isolated": ["chromium"], "not_isolated": ["chromium-noniso"]}
+
+
+def _backend_names(text: str, server_mode: str = "both") -> list[str]:
+    """Backend (column) names: ``chromium`` stands for one column per server mode."""
+    browser = (
+        ["chromium", "chromium-noniso"]
+        if server_mode == "both"
+        else _SERVER_MODE_COLUMNS.get(server_mode)
+    )
+    if browser is None:
+        raise ValueError(f"unknown server mode {server_mode!r}")
+    known = available_backends()
     if text == "all":
-        return ["native", *(n for n in available_backends() if n != "native")]
+        others = [n for n in known if n not in ("native", *BROWSER_BACKENDS)]
+        return ["native", *browser, *others]
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise ValueError("no backend named")
-    known = available_backends()
+    out: list[str] = []
     for n in names:
         if n not in known:
             raise ValueError(f"unknown backend {n!r}; choose from {', '.join(known)} or all")
-    return names
+        for name in browser if n == "chromium" else [n]:
+            if name not in out:
+                out.append(name)
+    return out
+
+
+def _note(stream: TextIO, line: str) -> None:
+    """A line on the progress stream (over the progress bar on a terminal)."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    stream.write(("\r\x1b[K" if tty else "") + line + "\n")
+    stream.flush()
 
 
 def _default_expectations() -> Path | None:
@@ -179,12 +225,18 @@ def main(
     except SystemExit as exc:  # --help (0) or a usage error (2)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     try:
-        names = _backend_names(args.backend)
+        names = _backend_names(args.backend, args.server_mode)
     except ValueError as exc:
         print(f"conformance: {exc}", file=err)
         return EXIT_USAGE
+    browser_options: dict[str, object] = {"fresh_runtimes": args.fresh_runtimes}
+    if not args.no_progress:
+        browser_options["log"] = lambda line: _note(err, line)
     try:
-        backends = [create_backend(n) for n in names]
+        backends = [
+            create_backend(n, **browser_options) if n in BROWSER_BACKENDS else create_backend(n)
+            for n in names
+        ]
     except BackendUnavailable as exc:
         print(f"conformance: {exc}", file=err)
         return EXIT_USAGE

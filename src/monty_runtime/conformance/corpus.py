@@ -43,7 +43,10 @@ __all__ = [
 #: Environment variable naming the python ladder directory.
 LADDER_ENV = "MONTY_LADDER"
 #: The backends a case may be run on (and an expectation may name), plus ``"all"``.
-BACKEND_NAMES = ("native", "chromium")
+#: In the expectations file ``chromium`` stands for every browser column (``chromium``,
+#: the cross-origin isolated page, and ``chromium-noniso``, the page without isolation);
+#: ``chromium-noniso`` for that column only.
+BACKEND_NAMES = ("native", "chromium", "chromium-noniso")
 #: Name of the project's own corpus.
 PROJECT_CORPUS = "project"
 #: Name of the python ladder corpus.
@@ -700,6 +703,12 @@ def default_corpora(repo_root: str | os.PathLike[str] | None = None) -> list[Cor
 # -- expectations ----------------------------------------------------------------------------
 
 
+def _covers(entry: str, backend: str) -> bool:
+    """Whether an expectation naming ``entry`` applies to the column ``backend``
+    (``chromium`` covers ``chromium-noniso`` too)."""
+    return entry in ("all", backend) or backend.startswith(entry + "-")
+
+
 @dataclass(frozen=True, slots=True)
 class ExpectedDifference:
     """A case whose result is expected to differ from its corpus's expectation."""
@@ -710,7 +719,7 @@ class ExpectedDifference:
     reason: str
 
     def applies_to(self, backend: str) -> bool:
-        return "all" in self.backends or backend in self.backends
+        return "all" in self.backends or any(_covers(b, backend) for b in self.backends)
 
 
 @dataclass(frozen=True, slots=True)
@@ -790,7 +799,11 @@ def load_expectations(path: str | os.PathLike[str] | None) -> Expectations:
             )
             continue
         for b in backends:
-            clash = [k for k in seen if k[:2] == (corpus, ident) and "all" in (b, k[2])]
+            clash = [
+                k
+                for k in seen
+                if k[:2] == (corpus, ident) and (_covers(b, k[2]) or _covers(k[2], b))
+            ]
             if (corpus, ident, b) in seen or clash:
                 problems.append(f"{where}: {corpus}#{ident} is listed twice for {b!r}")
             seen.add((corpus, ident, b))

@@ -354,6 +354,10 @@ async def run_cases(
         verdicts = by_backend.setdefault(backend.name, {})
         await backend.start()
         try:
+            prepare = getattr(backend, "prepare", None)
+            if callable(prepare):
+                # Optional: the cases to come, in order (a browser backend boots ahead).
+                await prepare(list(cases), case_timeout=case_timeout)
             for case in cases:
                 t0 = time.perf_counter()
                 try:
@@ -428,7 +432,16 @@ def _cross_check(
             if (e_ref is None) != (e_other is None) or (
                 e_ref is not None and e_other is not None and e_ref is not e_other
             ):
-                # Listed for one backend only: the two are expected to differ.
+                # Listed for one backend only: the two are expected to differ.  A listed
+                # case that met its corpus's expectations differs in the comparison only:
+                # that is the expected difference (not an unexpected pass).
+                for listed, entry in ((ours, e_ref), (theirs, e_other)):
+                    if entry is not None and listed.status == "unexpectedly-passing":
+                        listed.status = "expected-difference"
+                        listed.reason = entry.reason
+                        listed.diff = (
+                            f"disagrees with {other.name if listed is ours else reference}:\n{diff}"
+                        )
                 continue
             theirs.status = "failed"
             theirs.reason = f"disagrees with {reference}"

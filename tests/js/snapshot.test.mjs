@@ -1,0 +1,195 @@
+// Tests for the page/worker-independent parts of web/snapshot.js: the container format,
+// the cache key, the checks a worker makes before restoring, and the page's snapshot
+// source (who makes the snapshot, who waits, what a failure does).
+// Run with: node --test tests/js/
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  SNAPSHOT_FORMAT,
+  SNAPSHOT_PYODIDE_VERSIONS,
+  SnapshotError,
+  SnapshotSource,
+  checkSnapshotObject,
+  lockPackages,
+  packSnapshot,
+  snapshotKey,
+  snapshotMismatch,
+  snapshotUnsupported,
+  unpackSnapshot,
+  withBootAssets,
+} from "../../web/snapshot.js";
+
+const VERSION = SNAPSHOT_PYODIDE_VERSIONS[0];
+const LOCK = {
+  info: {},
+  packages: {
+    "monty-runtime": { sha256: "a".repeat(64) },
+    micropip: { sha256: "b".repeat(64) },
+  },
+};
+const BUILD_INFO = {
+  pyodide_version: VERSION,
+  wheel_sha256: "a".repeat(64),
+  extra_wheels: { "micropip-0.11.1-py3-none-any.whl": "b".repeat(64) },
+  protocol_version: 1,
+};
+
+function sample() {
+  const files = new Uint8Array([1, 2, 3, 4, 5]);
+  const pyodide = new Uint8Array(64).map((_, i) => i);
+  return {
+    meta: {
+      format: SNAPSHOT_FORMAT,
+      pyodideVersion: VERSION,
+      packages: lockPackages(LOCK),
+      files: [["/lib/a.py", 2, 1000, 33188], ["/lib/b.py", 3, 1000, 33188]],
+    },
+    files,
+    pyodide,
+  };
+}
+
+test("pack then unpack gives the same parts, Pyodide's part 16-byte aligned", async () => {
+  const snap = sample();
+  const bytes = new Uint8Array(await packSnapshot(snap).arrayBuffer());
+  const back = unpackSnapshot(bytes);
+  assert.deepStrictEqual(back.meta, snap.meta);
+  assert.deepStrictEqual([...back.files], [...snap.files]);
+  assert.deepStrictEqual([...back.pyodide], [...snap.pyodide]);
+  assert.equal(back.pyodide.byteOffset % 16, 0);
+  checkSnapshotObject(back);
+});
+
+test("unpack refuses what is not a whole snapshot", async () => {
+  const bytes = new Uint8Array(await packSnapshot(sample()).arrayBuffer());
+  assert.throws(() => unpackSnapshot(bytes.subarray(0, 10)), SnapshotError);
+  assert.throws(() => unpackSnapshot(bytes.subarray(0, bytes.length - 1)), /truncated/);
+  const bad = bytes.slice();
+  bad[0] ^= 1;
+  assert.throws(() => unpackSnapshot(bad), /magic/);
+  const meta = bytes.slice();
+  meta[33] = 0x7b; // "{" inside the JSON: no longer valid JSON
+  assert.throws(() => unpackSnapshot(meta), SnapshotError);
+});
+
+test("a snapshot object with a wrong file table is refused", () => {
+  const snap = sample();
+  snap.meta.files[0][1] = 4;
+  assert.throws(() => checkSnapshotObject(snap), /file table/);
+  assert.throws(() => checkSnapshotObject({ ...sample(), pyodide: [1, 2] }), /Uint8Array/);
+});
+
+test("the key changes with the Pyodide version and with any wheel", () => {
+  const key = snapshotKey(BUILD_INFO);
+  assert.match(key, new RegExp(`^format=${SNAPSHOT_FORMAT};pyodide=${VERSION};wheel=a{64};`));
+  assert.notEqual(snapshotKey({ ...BUILD_INFO, wheel_sha256: "c".repeat(64) }), key);
+  assert.notEqual(snapshotKey({ ...BUILD_INFO, pyodide_version: "0.0.1" }), key);
+  assert.notEqual(
+    snapshotKey({ ...BUILD_INFO, extra_wheels: { "micropip-0.11.1-py3-none-any.whl": "d".repeat(64) } }),
+    key,
+  );
+  assert.throws(() => snapshotKey({}), SnapshotError);
+});
+
+test("a worker refuses a snapshot of another Pyodide or other packages", () => {
+  const { meta } = sample();
+  assert.equal(snapshotMismatch(meta, LOCK, VERSION), null);
+  assert.match(snapshotMismatch(meta, LOCK, "999.0.0"), /Pyodide changed/);
+  const lock = structuredClone(LOCK);
+  lock.packages["monty-runtime"].sha256 = "e".repeat(64);
+  assert.match(snapshotMismatch(meta, lock, VERSION), /monty-runtime changed/);
+  assert.equal(snapshotUnsupported(VERSION), null);
+  assert.match(snapshotUnsupported("0.27.0"), /not supported/);
+});
+
+function source(t) {
+  t.mock.method(globalThis, "fetch", async () => new Response(JSON.stringify(BUILD_INFO)));
+  return new SnapshotSource({ buildInfoURL: "http://x/dist/build-info.json", persist: false });
+}
+
+test("the first worker makes the snapshot, the others wait for it and restore it", async (t) => {
+  const src = source(t);
+  const pa = src.acquire();
+  const pb = src.acquire();
+  const a = await pa;
+  assert.equal(a.make, true);
+  assert.equal(a.snapshot, null);
+  assert.equal(src.state, "making");
+  const snap = sample();
+  src.offer(snap);
+  const b = await pb;
+  assert.equal(b.make, false);
+  assert.equal(b.snapshot, snap);
+  assert.equal(b.note, "made");
+  assert.ok(b.waitedMs >= 0);
+  const c = await src.acquire();
+  assert.equal(c.snapshot, snap);
+});
+
+test("a maker that fails turns snapshots off; waiting workers boot cold", async (t) => {
+  const src = source(t);
+  const pa = src.acquire();
+  const pb = src.acquire();
+  await pa;
+  src.offer(null, "boom");
+  const b = await pb;
+  assert.equal(b.snapshot, null);
+  assert.equal(b.make, false);
+  assert.equal(b.note, "off");
+  assert.equal(b.problem, "boom");
+});
+
+test("a rejected snapshot is made again, a second rejection turns snapshots off", async (t) => {
+  const src = source(t);
+  await src.acquire();
+  const first = sample();
+  src.offer(first);
+  src.reject(sample(), "stale"); // not the current one: ignored
+  assert.equal(src.state, "ready");
+  src.reject(first, "bad magic");
+  assert.equal(src.state, "unknown");
+  const again = await src.acquire();
+  assert.equal(again.make, true);
+  assert.match(again.problem, /bad magic/);
+  const second = sample();
+  src.offer(second);
+  src.reject(second, "bad again");
+  assert.equal(src.state, "off");
+  const off = await src.acquire();
+  assert.equal(off.make, false);
+  assert.equal(off.snapshot, null);
+});
+
+test("a malformed offer is refused", async (t) => {
+  const src = source(t);
+  await src.acquire();
+  src.offer({ meta: {}, files: new Uint8Array(0), pyodide: new Uint8Array(0) });
+  assert.equal(src.state, "off");
+  assert.match(src.reason, /malformed/);
+});
+
+test("no build info: snapshots are off, with the reason", async (t) => {
+  t.mock.method(globalThis, "fetch", async () => new Response("nope", { status: 404 }));
+  const src = new SnapshotSource({ buildInfoURL: "http://x/dist/build-info.json", persist: false });
+  const plan = await src.acquire();
+  assert.equal(plan.make, false);
+  assert.match(plan.problem, /build-info.json unavailable: HTTP 404/);
+});
+
+test("withBootAssets serves the given files and puts fetch back", async (t) => {
+  const inner = t.mock.fn(async () => new Response("from the network"));
+  t.mock.method(globalThis, "fetch", inner);
+  const before = globalThis.fetch;
+  const url = "http://x/pyodide/python_stdlib.zip";
+  const got = await withBootAssets({ files: { [url]: new Uint8Array([7, 8]) } }, async () => {
+    const a = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    const b = await (await fetch("http://x/other")).text();
+    return [[...a], b];
+  });
+  assert.deepStrictEqual(got, [[7, 8], "from the network"]);
+  assert.equal(globalThis.fetch, before);
+  assert.equal(inner.mock.callCount(), 1);
+  assert.equal(await withBootAssets(null, async () => 5), 5);
+});

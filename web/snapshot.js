@@ -1,0 +1,681 @@
+// Warm start: a memory snapshot of a booted worker (Pyodide with monty_runtime
+// imported), restored by later workers instead of a cold boot.
+//
+// Pyodide's snapshot options (`loadPyodide({ _makeSnapshot })`,
+// `pyodide.makeMemorySnapshot()`, `loadPyodide({ _loadSnapshot })`) are private and
+// experimental, so they are used only with the Pyodide versions listed in
+// SNAPSHOT_PYODIDE_VERSIONS, feature-detected, and every failure falls back to a cold
+// boot (said so in the boot report, never silently).
+//
+// What a snapshot holds
+//   * Pyodide's own snapshot: the WebAssembly memory (the interpreter with
+//     monty_runtime, monty_runtime.worker and what they import) plus its table of
+//     JavaScript references (only Pyodide's own, by name);
+//   * the files of site-packages (our wheel, micropip): the memory has the imported
+//     modules, the file system (JavaScript-side) has the files of what is not imported
+//     yet (micropip is imported lazily, on first use), so the files travel alongside;
+//   * meta: the Pyodide version and the sha256 of every package it holds, checked by
+//     the worker against its lock file before restoring.
+// The snapshot is taken before anything page-specific exists (no host functions, no
+// message handlers into Python, no interrupt buffer, no session): worker.js runs those
+// steps after a cold boot and after a restore alike.
+//
+// Where it lives (page side, never in the worker: the worker runs untrusted code and
+// must not be able to write what later workers restore)
+//   * in memory, for the page's lifetime;
+//   * in Cache Storage (when available: secure contexts), keyed by the Pyodide version
+//     and the sha256 of every wheel (dist/build-info.json), so a returning visit skips
+//     the cold boot; a changed wheel or Pyodide changes the key; older entries are
+//     deleted when a new one is stored. The stored bytes carry their sha256, checked
+//     when read back.
+//
+// This module is imported by the page (SnapshotSource, the store) and by the worker
+// (pack/unpack, make, restore); neither half evaluates code from data.
+
+/** Pyodide versions whose private snapshot API this module was written and tested for. */
+export const SNAPSHOT_PYODIDE_VERSIONS = Object.freeze(["314.0.7"]);
+
+/** Bumped when the container layout or what goes into a snapshot changes. */
+export const SNAPSHOT_FORMAT = 1;
+
+/** Python modules imported before the snapshot is taken (monty_runtime itself is
+ * imported by the boot chain). Not micropip: it is imported on first use. */
+export const SNAPSHOT_PRELOAD = Object.freeze(["monty_runtime.worker", "monty_runtime._snapshot"]);
+
+/** Packages whose files and hashes a snapshot holds (loaded by the boot chain). */
+export const SNAPSHOT_PACKAGES = Object.freeze(["monty-runtime", "micropip"]);
+
+const MAGIC = "MONTYSN1";
+const HEADER_BYTES = 32;
+const CACHE_NAME = "monty-runtime-snapshots";
+const CACHE_PATH = "/.monty-runtime-snapshot/";
+const DIGEST_HEADER = "x-monty-snapshot-sha256";
+const KEY_HEADER = "x-monty-snapshot-key";
+
+export class SnapshotError extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = "SnapshotError";
+  }
+}
+
+// ------------------------------------------------------------------ container format
+
+/**
+ * A snapshot in memory: `{ meta, files, pyodide }` where `files` holds the bytes of
+ * `meta.files` ([path, length, mtimeMs, mode] each) back to back and `pyodide` is
+ * Pyodide's own snapshot.
+ * @typedef {{ meta: object, files: Uint8Array, pyodide: Uint8Array }} Snapshot
+ */
+
+const align16 = (n) => Math.ceil(n / 16) * 16;
+
+/** One Blob: a 32-byte header, meta JSON, the files, padding, Pyodide's snapshot. */
+export function packSnapshot(snapshot) {
+  const metaBytes = new TextEncoder().encode(JSON.stringify(snapshot.meta));
+  const pyOffset = align16(HEADER_BYTES + metaBytes.length + snapshot.files.length);
+  const header = new Uint8Array(HEADER_BYTES);
+  header.set(new TextEncoder().encode(MAGIC), 0);
+  const view = new DataView(header.buffer);
+  view.setUint32(8, metaBytes.length, true);
+  view.setUint32(12, snapshot.files.length, true);
+  view.setUint32(16, pyOffset, true);
+  view.setUint32(20, snapshot.pyodide.length, true);
+  view.setUint32(24, SNAPSHOT_FORMAT, true);
+  const pad = new Uint8Array(pyOffset - HEADER_BYTES - metaBytes.length - snapshot.files.length);
+  return new Blob([header, metaBytes, snapshot.files, pad, snapshot.pyodide]);
+}
+
+/** The inverse of packSnapshot (views into `bytes`, no copies); throws SnapshotError. */
+export function unpackSnapshot(bytes) {
+  if (!(bytes instanceof Uint8Array) || bytes.length < HEADER_BYTES) {
+    throw new SnapshotError("not a snapshot (too short)");
+  }
+  const magic = new TextDecoder().decode(bytes.subarray(0, 8));
+  if (magic !== MAGIC) throw new SnapshotError("not a snapshot (bad magic)");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+  const metaLength = view.getUint32(8, true);
+  const filesLength = view.getUint32(12, true);
+  const pyOffset = view.getUint32(16, true);
+  const pyLength = view.getUint32(20, true);
+  const format = view.getUint32(24, true);
+  if (format !== SNAPSHOT_FORMAT) throw new SnapshotError(`snapshot format ${format}, expected ${SNAPSHOT_FORMAT}`);
+  const filesStart = HEADER_BYTES + metaLength;
+  if (filesStart + filesLength > pyOffset || pyOffset % 16 !== 0 || pyOffset + pyLength !== bytes.length) {
+    throw new SnapshotError("snapshot is truncated or its header is damaged");
+  }
+  let meta;
+  try {
+    meta = JSON.parse(new TextDecoder().decode(bytes.subarray(HEADER_BYTES, filesStart)));
+  } catch (err) {
+    throw new SnapshotError(`snapshot meta is not JSON (${err.message})`);
+  }
+  checkMeta(meta);
+  const pyodide = bytes.subarray(pyOffset);
+  if ((bytes.byteOffset + pyOffset) % 4 !== 0) {
+    throw new SnapshotError("snapshot bytes are not aligned");
+  }
+  return { meta, files: bytes.subarray(filesStart, filesStart + filesLength), pyodide };
+}
+
+function checkMeta(meta) {
+  if (!meta || typeof meta !== "object" || meta.format !== SNAPSHOT_FORMAT ||
+      typeof meta.pyodideVersion !== "string" || !meta.packages || typeof meta.packages !== "object" ||
+      !Array.isArray(meta.files)) {
+    throw new SnapshotError("snapshot meta is malformed");
+  }
+}
+
+/** A snapshot object as it arrives by postMessage (structured clone): checked shape. */
+export function checkSnapshotObject(snapshot) {
+  if (!snapshot || typeof snapshot !== "object") throw new SnapshotError("no snapshot object");
+  checkMeta(snapshot.meta);
+  if (!(snapshot.files instanceof Uint8Array) || !(snapshot.pyodide instanceof Uint8Array)) {
+    throw new SnapshotError("snapshot parts must be Uint8Arrays");
+  }
+  let total = 0;
+  for (const entry of snapshot.meta.files) {
+    if (!Array.isArray(entry) || typeof entry[0] !== "string" || !Number.isInteger(entry[1]) || entry[1] < 0) {
+      throw new SnapshotError("snapshot file table is malformed");
+    }
+    total += entry[1];
+  }
+  if (total !== snapshot.files.length) throw new SnapshotError("snapshot file table does not match its data");
+  return snapshot;
+}
+
+// ------------------------------------------------------------------ worker side
+
+/** Why this Pyodide cannot make/restore snapshots, or null when it can. */
+export function snapshotUnsupported(pyodideVersion) {
+  if (!SNAPSHOT_PYODIDE_VERSIONS.includes(pyodideVersion)) {
+    return `snapshots are not supported with Pyodide ${pyodideVersion} (only ${SNAPSHOT_PYODIDE_VERSIONS.join(", ")})`;
+  }
+  return null;
+}
+
+/** sha256 of each snapshot package, from the lock file (what the worker would load). */
+export function lockPackages(lock) {
+  const out = {};
+  for (const name of SNAPSHOT_PACKAGES) {
+    const sha = lock?.packages?.[name]?.sha256;
+    out[name] = typeof sha === "string" ? sha : null;
+  }
+  return out;
+}
+
+/** Why `meta` does not fit this worker (its lock file and Pyodide), or null. */
+export function snapshotMismatch(meta, lock, pyodideVersion) {
+  if (meta.pyodideVersion !== pyodideVersion) {
+    return `Pyodide changed (snapshot ${meta.pyodideVersion}, now ${pyodideVersion})`;
+  }
+  const now = lockPackages(lock);
+  for (const [name, sha] of Object.entries(now)) {
+    if (meta.packages[name] !== sha) return `package ${name} changed since the snapshot was made`;
+  }
+  return null;
+}
+
+function mtimeMs(stat) {
+  const m = stat.mtime;
+  if (m instanceof Date) return m.getTime();
+  return typeof m === "number" ? m : 0;
+}
+
+/** Every file under `dir` of Pyodide's file system: [[path, bytes, mtimeMs, mode]]. */
+function collectFiles(FS, dir) {
+  const out = [];
+  const walk = (folder) => {
+    for (const name of FS.readdir(folder)) {
+      if (name === "." || name === "..") continue;
+      const path = `${folder}/${name}`;
+      const stat = FS.stat(path);
+      if (FS.isDir(stat.mode)) walk(path);
+      else if (FS.isFile(stat.mode)) out.push([path, FS.readFile(path), mtimeMs(stat), stat.mode]);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/**
+ * Take the snapshot of a worker booted with `_makeSnapshot: true`, at a point with no
+ * page-specific state. Returns a Snapshot (its parts are fresh buffers, transferable).
+ */
+export function makeSnapshot(pyodide, lock) {
+  if (typeof pyodide.makeMemorySnapshot !== "function") {
+    throw new SnapshotError("this Pyodide has no makeMemorySnapshot()");
+  }
+  const sitePackages = pyodide._api?.sitePackages;
+  if (typeof sitePackages !== "string") throw new SnapshotError("cannot find site-packages");
+  const files = collectFiles(pyodide.FS, sitePackages);
+  // Pyodide expects its loadedPackages table empty in a snapshot (it is rebuilt from
+  // site-packages after a restore): empty it for the moment of the snapshot.
+  const loaded = pyodide.loadedPackages;
+  const saved = { ...loaded };
+  for (const name of Object.keys(saved)) delete loaded[name];
+  let bytes;
+  try {
+    bytes = pyodide.makeMemorySnapshot();
+  } finally {
+    Object.assign(loaded, saved);
+  }
+  const total = files.reduce((n, f) => n + f[1].length, 0);
+  const data = new Uint8Array(total);
+  let offset = 0;
+  for (const f of files) {
+    data.set(f[1], offset);
+    offset += f[1].length;
+  }
+  const meta = {
+    format: SNAPSHOT_FORMAT,
+    pyodideVersion: pyodide.version,
+    packages: lockPackages(lock),
+    sitePackages,
+    files: files.map(([path, b, mtime, mode]) => [path, b.length, mtime, mode]),
+    preload: [...SNAPSHOT_PRELOAD],
+    created: Date.now(),
+  };
+  return { meta, files: data, pyodide: bytes };
+}
+
+/** An `fsInit` for loadPyodide that writes the snapshot's files back. */
+export function restoreFiles(snapshot) {
+  return (FS) => {
+    let offset = 0;
+    const made = new Set();
+    for (const [path, length, mtime, mode] of snapshot.meta.files) {
+      const dir = path.slice(0, path.lastIndexOf("/"));
+      if (!made.has(dir)) {
+        FS.mkdirTree(dir);
+        made.add(dir);
+      }
+      FS.writeFile(path, snapshot.files.subarray(offset, offset + length));
+      offset += length;
+      if (typeof mode === "number") FS.chmod(path, mode);
+      if (mtime) FS.utime(path, mtime, mtime);
+    }
+  };
+}
+
+/** Python-side steps after a restore (reseed `random`, relink Pyodide's package table). */
+export function afterRestore(pyodide) {
+  const mod = pyodide.pyimport("monty_runtime._snapshot");
+  try {
+    const problem = mod.after_restore();
+    if (typeof problem === "string" && problem) throw new SnapshotError(problem);
+  } finally {
+    mod.destroy();
+  }
+}
+
+/**
+ * Run `fn` (a boot) with Pyodide's two big files served from `assets` (sent by the
+ * page): `fetch` of a URL in `assets.files` answers with those bytes, and the
+ * instantiation of pyodide.asm.wasm uses the page's compiled `assets.wasmModule`
+ * instead of fetching and compiling it again. Both are put back when `fn` settles.
+ * Without assets (or a module), `fn` runs as is.
+ */
+export async function withBootAssets(assets, fn) {
+  if (!assets || typeof assets !== "object") return fn();
+  const files = assets.files && typeof assets.files === "object" ? assets.files : {};
+  const module = assets.wasmModule instanceof WebAssembly.Module ? assets.wasmModule : null;
+  const scope = globalThis;
+  const fetchBefore = Object.getOwnPropertyDescriptor(scope, "fetch");
+  const streamingBefore = WebAssembly.instantiateStreaming;
+  const inner = scope.fetch;
+  const urlOf = (input) => (input instanceof Request ? input.url : new URL(String(input), scope.location?.href).href);
+  Object.defineProperty(scope, "fetch", {
+    configurable: true,
+    writable: true,
+    value: (input, init) => {
+      let url;
+      try {
+        url = urlOf(input);
+      } catch {
+        return inner(input, init);
+      }
+      const bytes = files[url];
+      if (bytes instanceof Uint8Array) {
+        return Promise.resolve(new Response(bytes.slice(), { headers: { "Content-Type": "application/octet-stream" } }));
+      }
+      if (module !== null && url.endsWith("/pyodide.asm.wasm")) {
+        // Not needed: the instantiation below uses the page's compiled module.
+        return Promise.resolve(new Response(new Uint8Array(0), { headers: { "Content-Type": "application/wasm" } }));
+      }
+      return inner(input, init);
+    },
+  });
+  if (module !== null) {
+    WebAssembly.instantiateStreaming = async (_source, imports) => {
+      const instance = await WebAssembly.instantiate(module, imports);
+      return { instance, module };
+    };
+  }
+  try {
+    return await fn();
+  } finally {
+    WebAssembly.instantiateStreaming = streamingBefore;
+    if (fetchBefore) Object.defineProperty(scope, "fetch", fetchBefore);
+    else delete scope.fetch;
+  }
+}
+
+// ------------------------------------------------------------------ page side: store
+
+const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+
+/** Cache Storage is there (secure context) and usable from this context. */
+export function cacheStorageAvailable() {
+  return typeof globalThis.caches === "object" && globalThis.caches !== null &&
+    globalThis.isSecureContext === true;
+}
+
+/** The cache key of a build: Pyodide version, every wheel's sha256, our format. */
+export function snapshotKey(buildInfo) {
+  if (!buildInfo || typeof buildInfo !== "object" || typeof buildInfo.pyodide_version !== "string" ||
+      typeof buildInfo.wheel_sha256 !== "string") {
+    throw new SnapshotError("build-info.json has no pyodide_version / wheel_sha256");
+  }
+  const extra = Object.entries(buildInfo.extra_wheels ?? {})
+    .map(([name, sha]) => `${name}=${sha}`)
+    .sort()
+    .join(",");
+  return [
+    `format=${SNAPSHOT_FORMAT}`,
+    `pyodide=${buildInfo.pyodide_version}`,
+    `wheel=${buildInfo.wheel_sha256}`,
+    `extra=${extra}`,
+    `protocol=${buildInfo.protocol_version ?? ""}`,
+  ].join(";");
+}
+
+function cacheRequestUrl(key) {
+  const origin = globalThis.location?.origin ?? "http://localhost";
+  return `${origin}${CACHE_PATH}${encodeURIComponent(key)}`;
+}
+
+/**
+ * Read the stored snapshot (there is at most one per origin), whatever its key: the
+ * read can start before the key is known. Resolves to null when there is none, else
+ * `{key, digest, bytes}` (not checked yet: see checkCachedSnapshot).
+ */
+export async function readStoredSnapshot() {
+  if (!cacheStorageAvailable()) return null;
+  const cache = await caches.open(CACHE_NAME);
+  const [request] = await cache.keys();
+  if (!request) return null;
+  const response = await cache.match(request);
+  if (!response) return null;
+  return {
+    key: response.headers.get(KEY_HEADER),
+    digest: response.headers.get(DIGEST_HEADER),
+    bytes: new Uint8Array(await response.arrayBuffer()),
+  };
+}
+
+/** The snapshot of a stored entry when it is the one for `key` and intact; null for
+ * another key; throws SnapshotError when it is damaged (the caller deletes it). */
+export async function checkCachedSnapshot(stored, key) {
+  if (stored === null || stored.key !== key) return null;
+  if (!stored.digest) throw new SnapshotError("the cached snapshot has no digest");
+  const digest = hex(await crypto.subtle.digest("SHA-256", stored.bytes));
+  if (digest !== stored.digest) throw new SnapshotError("the cached snapshot is damaged (sha256 mismatch)");
+  return unpackSnapshot(stored.bytes);
+}
+
+/** Read the snapshot stored for `key`; null when absent. Throws SnapshotError when
+ * what is stored is damaged (the caller deletes it). */
+export async function readCachedSnapshot(key) {
+  return checkCachedSnapshot(await readStoredSnapshot(), key);
+}
+
+/** Store `snapshot` under `key` and delete every other snapshot of this origin. */
+export async function writeCachedSnapshot(key, snapshot) {
+  if (!cacheStorageAvailable()) return false;
+  const blob = packSnapshot(snapshot);
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  const digest = hex(await crypto.subtle.digest("SHA-256", bytes));
+  const cache = await caches.open(CACHE_NAME);
+  const url = cacheRequestUrl(key);
+  for (const request of await cache.keys()) {
+    if (request.url !== url) await cache.delete(request);
+  }
+  await cache.put(url, new Response(bytes, {
+    headers: {
+      "content-type": "application/octet-stream",
+      [DIGEST_HEADER]: digest,
+      [KEY_HEADER]: key,
+    },
+  }));
+  return true;
+}
+
+/** Delete the stored snapshot of `key` (or every stored snapshot). */
+export async function deleteCachedSnapshot(key = undefined) {
+  if (!cacheStorageAvailable()) return;
+  if (key === undefined) {
+    await caches.delete(CACHE_NAME);
+    return;
+  }
+  const cache = await caches.open(CACHE_NAME);
+  await cache.delete(cacheRequestUrl(key));
+}
+
+async function fetchBuildInfo(url) {
+  const response = await fetch(url, { cache: "no-cache", credentials: "same-origin" });
+  if (!response.ok) throw new SnapshotError(`HTTP ${response.status} for ${url}`);
+  return response.json();
+}
+
+// ------------------------------------------------------------------ page side: assets
+
+const assetCache = new Map();
+
+/**
+ * Pyodide's compiled WebAssembly module and its standard library zip, loaded once per
+ * page (per Pyodide folder) and handed to every restoring worker (withBootAssets), so
+ * that each restore skips fetching (through the page) and compiling ~10 MB. Resolves
+ * to null when that is not possible here (e.g. a page CSP without 'wasm-unsafe-eval').
+ * @param {string} indexURL the Pyodide folder (with a trailing slash)
+ * @returns {Promise<{wasmModule: WebAssembly.Module, files: Record<string, Uint8Array>} | null>}
+ */
+export function pyodideAssets(indexURL) {
+  let promise = assetCache.get(indexURL);
+  if (!promise) {
+    promise = loadPyodideAssets(indexURL).catch((err) => {
+      console.warn(`[monty-runtime] Pyodide is not precompiled in the page: ${err?.message ?? err}`);
+      return null;
+    });
+    assetCache.set(indexURL, promise);
+  }
+  return promise;
+}
+
+async function loadPyodideAssets(indexURL) {
+  const wasmURL = new URL("pyodide.asm.wasm", indexURL).href;
+  const stdlibURL = new URL("python_stdlib.zip", indexURL).href;
+  const get = async (url) => {
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`HTTP ${response.status} for ${url}`);
+    return response;
+  };
+  const compile = async () => {
+    const response = await get(wasmURL);
+    if (typeof WebAssembly.compileStreaming === "function" &&
+        (response.headers.get("Content-Type") ?? "").startsWith("application/wasm")) {
+      return WebAssembly.compileStreaming(response);
+    }
+    return WebAssembly.compile(await response.arrayBuffer());
+  };
+  const [wasmModule, stdlib] = await Promise.all([
+    compile(),
+    get(stdlibURL).then((r) => r.arrayBuffer()),
+  ]);
+  return { wasmModule, files: { [stdlibURL]: new Uint8Array(stdlib) } };
+}
+
+// ------------------------------------------------------------------ page side: source
+
+/**
+ * Where the workers of one boot configuration (same Pyodide, lock file, packages) get
+ * their snapshot. One per configuration per page (see snapshotSource()).
+ *
+ * `acquire()` tells a worker about to boot what to do:
+ *   { snapshot, make: false }  restore `snapshot` (on failure: a cold boot, and reject());
+ *   { snapshot: null, make: true }  boot cold and make the snapshot (the first worker);
+ *   { snapshot: null, make: false } boot cold (snapshots disabled/unsupported/failed).
+ * While the first worker is making it, later workers wait for it rather than boot cold
+ * at the same time (on few cores, parallel cold boots are slower than one cold boot
+ * followed by restores).
+ */
+export class SnapshotSource {
+  /**
+   * @param {{buildInfoURL: string, persist: boolean}} options
+   */
+  constructor({ buildInfoURL, persist }) {
+    this.buildInfoURL = buildInfoURL;
+    this.persist = persist;
+    /** "unknown" | "looking" | "making" | "ready" | "off" */
+    this.state = "unknown";
+    this.key = null;
+    /** @type {Snapshot | null} */
+    this.snapshot = null;
+    /** Why snapshots are off here (state "off"), or what went wrong last. */
+    this.reason = null;
+    /** How the current snapshot was obtained: "made" | "cache" | null. */
+    this.origin = null;
+    this._lookup = null;
+    this._made = null; // {promise, resolve} while a worker is making it
+    /** Where the lookup's time went (ms): read (Cache Storage, with build-info.json in
+     * parallel) and verify (sha256 of what was read). */
+    this.timings = {};
+    this._lookupStarted = 0;
+    this._saving = Promise.resolve();
+  }
+
+  _off(reason) {
+    this.state = "off";
+    this.reason = reason;
+    this.snapshot = null;
+  }
+
+  async _lookupOnce() {
+    // The stored snapshot is read while build-info.json (its key) is fetched.
+    const stored = this.persist ? readStoredSnapshot().catch((err) => ({ error: err })) : null;
+    let info;
+    try {
+      info = await fetchBuildInfo(this.buildInfoURL);
+      this.key = snapshotKey(info);
+    } catch (err) {
+      this._off(`build-info.json unavailable: ${err.message ?? err}`);
+      return;
+    }
+    const unsupported = snapshotUnsupported(info.pyodide_version);
+    if (unsupported !== null) {
+      this._off(unsupported);
+      return;
+    }
+    if (this.persist) {
+      try {
+        const entry = await stored;
+        if (entry?.error) throw entry.error;
+        this.timings.read = performance.now() - this._lookupStarted;
+        const t0 = performance.now();
+        const cached = await checkCachedSnapshot(entry, this.key);
+        this.timings.verify = performance.now() - t0;
+        if (cached !== null) {
+          this.snapshot = cached;
+          this.origin = "cache";
+          this.state = "ready";
+          return;
+        }
+      } catch (err) {
+        this.reason = `cached snapshot discarded: ${err.message ?? err}`;
+        deleteCachedSnapshot(this.key).catch(() => {});
+      }
+    }
+    this.state = "unknown";
+  }
+
+  /**
+   * @returns {Promise<{snapshot: Snapshot | null, make: boolean, note: string,
+   *   problem: string | null, waitedMs: number, lookupMs: number}>} `note`: "cache" or
+   *   "made" (where the snapshot came from), "make" or "off"; `problem`: what went wrong
+   *   before (a damaged cached snapshot, a rejected one, why snapshots are off)
+   */
+  async acquire() {
+    let lookupMs = 0;
+    if (this.key === null && this.state !== "off") {
+      const t0 = performance.now();
+      if (!this._lookup) {
+        this._lookupStarted = performance.now();
+        this._lookup = this._lookupOnce().finally(() => {
+          this._lookup = null;
+        });
+      }
+      await this._lookup;
+      lookupMs = performance.now() - t0;
+    }
+    let waitedMs = 0;
+    if (this.state === "making") {
+      const t0 = performance.now();
+      await this._made.promise;
+      waitedMs = performance.now() - t0;
+    }
+    if (this.state === "ready") {
+      return { snapshot: this.snapshot, make: false, note: this.origin ?? "ready", problem: null, waitedMs,
+               lookupMs, lookup: lookupMs ? { ...this.timings } : null };
+    }
+    if (this.state === "off") {
+      return { snapshot: null, make: false, note: "off", problem: this.reason, waitedMs, lookupMs };
+    }
+    // No snapshot yet: this worker makes it.
+    this.state = "making";
+    let resolve;
+    const promise = new Promise((r) => {
+      resolve = r;
+    });
+    this._made = { promise, resolve };
+    const problem = this.reason;
+    this.reason = null;
+    return { snapshot: null, make: true, note: "make", problem, waitedMs, lookupMs };
+  }
+
+  /** The maker's snapshot arrived (or it could not make one: pass null + reason). */
+  offer(snapshot, reason = null) {
+    const made = this._made;
+    this._made = null;
+    if (snapshot) {
+      try {
+        checkSnapshotObject(snapshot);
+      } catch (err) {
+        snapshot = null;
+        reason = `the worker sent a malformed snapshot: ${err.message}`;
+      }
+    }
+    if (snapshot) {
+      this.snapshot = snapshot;
+      this.origin = "made";
+      this.state = "ready";
+      this.reason = null;
+      if (this.persist && this.key !== null) {
+        const key = this.key;
+        this._saving = this._saving
+          .then(() => writeCachedSnapshot(key, snapshot))
+          .catch((err) => console.warn(`[monty-runtime] could not store the snapshot: ${err?.message ?? err}`));
+      }
+    } else if (this.state === "making") {
+      // Making failed: later workers boot cold (the reason is in their boot report).
+      this._off(reason ?? "the snapshot could not be made");
+    }
+    made?.resolve();
+  }
+
+  /** A worker could not restore `snapshot`: drop it (memory and Cache Storage) so the
+   * next worker makes a fresh one; after a second failure snapshots are turned off for
+   * this page. A stale call (the snapshot was already replaced) is ignored. */
+  reject(snapshot, reason) {
+    if (this.state !== "ready" || this.snapshot !== snapshot) return;
+    this.rejections = (this.rejections ?? 0) + 1;
+    if (this.persist && this.key !== null) deleteCachedSnapshot(this.key).catch(() => {});
+    if (this.rejections >= 2) {
+      this._off(`snapshots failed twice, last: ${reason}`);
+      return;
+    }
+    this.snapshot = null;
+    this.origin = null;
+    this.state = "unknown";
+    this.reason = `previous snapshot rejected: ${reason}`;
+  }
+
+  /** Resolves once a pending Cache Storage write finished (tests, benchmarks). */
+  saved() {
+    return this._saving;
+  }
+}
+
+const sources = new Map();
+
+/**
+ * The page's SnapshotSource for the build whose info file is `buildInfoURL`.
+ * @param {string} buildInfoURL
+ * @param {{persist?: boolean}} [options] persist: false keeps snapshots in memory only
+ */
+export function snapshotSource(buildInfoURL, { persist = true } = {}) {
+  const id = `${buildInfoURL}|${persist}`;
+  let source = sources.get(id);
+  if (!source) {
+    source = new SnapshotSource({ buildInfoURL, persist });
+    sources.set(id, source);
+  }
+  return source;
+}
+
+/** Forget every in-memory snapshot of this page (and, with `{cache: true}`, the stored
+ * ones). For tests and for a page that wants its memory back. */
+export async function clearSnapshots({ cache = false } = {}) {
+  sources.clear();
+  assetCache.clear();
+  if (cache) await deleteCachedSnapshot();
+}
