@@ -144,9 +144,11 @@ async def run_native(repeat: int) -> list[Row]:
 
 
 def print_table(rows: list[Row]) -> None:
-    print(f"{'backend':10} {'fault':46} {'latency ms':>11}  outcome")
+    bw = max([10, *(len(r.backend) for r in rows)])
+    fw = max([46, *(len(r.fault) for r in rows)])
+    print(f"{'backend':{bw}} {'fault':{fw}} {'latency ms':>11}  outcome")
     for r in rows:
-        print(f"{r.backend:10} {r.fault:46} {r.latency_ms:11.2f}  {r.outcome}{r.note}")
+        print(f"{r.backend:{bw}} {r.fault:{fw}} {r.latency_ms:11.2f}  {r.outcome}{r.note}")
 
 
 def main() -> int:

@@ -222,7 +222,7 @@ async function bootChain({
   const lock = await step("lockfile", () => fetchLockFile(urls.lockFileURL));
 
   if (snapshot !== null && montyRuntime) {
-    const restored = await restoreSnapshot(snapshot, { urls, lock, options, step, phases, onPhase, timeoutMs });
+    const restored = await restoreSnapshot(snapshot, { urls, lock, options, phases, onPhase, timeoutMs });
     if (restored.pyodide) {
       report.status = "restored";
       return { pyodide: restored.pyodide, phases, urls, snapshot: report };
@@ -307,8 +307,8 @@ async function restoreSnapshot(snapshot, { urls, lock, options, phases, onPhase,
     if (onPhase) {
       try {
         onPhase("snapshot:fallback", ms);
-      } catch {
-        // reported below
+      } catch (err) {
+        console.warn("onPhase(snapshot:fallback) threw", err);
       }
     }
     return { pyodide: null, reason: describe(err?.cause ?? err) };

@@ -12,7 +12,14 @@ export declare class StateError extends Error {
   reason: "busy" | "disposed" | "broken";
 }
 
-/** The worker running the execution died or reported an uncaught error. */
+/**
+ * The worker running the execution died: an uncaught error or `messageerror`, a fatal
+ * Pyodide error (`os._exit()`, a JavaScript stack overflow), a worker that closed
+ * itself (`js.close()`) or was killed, or one that stopped answering the heartbeat.
+ * Every pending call of that worker rejects with it (within milliseconds for these
+ * causes; heartbeatTimeoutMs for a silent death without a Web Lock). A shared-mode
+ * runtime then starts a fresh worker: the next result has `sessionLost: true`.
+ */
 export declare class WorkerCrashed extends Error {
   constructor(message: string, options?: ErrorOptions);
   readonly name: "WorkerCrashed";
@@ -103,6 +110,29 @@ export interface CreateOptions {
   pool?: boolean;
   /** The build's build-info.json (default: next to the lock file); keys the snapshot. */
   buildInfoURL?: string | URL;
+  /**
+   * Watch each worker through a Web Lock it holds for its whole life (default true
+   * where `navigator.locks` exists): its death, even a silent one (`js.close()`),
+   * rejects the pending calls at once with WorkerCrashed.
+   */
+  lockWatch?: boolean;
+  /**
+   * Declare a worker dead (WorkerCrashed) after this many ms without a sign of life
+   * while an execution is pending: a message, a `pong` (the worker answers `ping` when
+   * its event loop is free) or a control-channel tick (answered between bytecodes when
+   * cross-origin isolated). 0: off. Default: 0 when the Web Lock watches the worker,
+   * else 5000 when cross-origin isolated, else 0 (a CPU-bound worker on a page that is
+   * not isolated cannot answer; its execution's timeout applies). A worker blocked in
+   * time.sleep or a long C call does not answer either.
+   */
+  heartbeatTimeoutMs?: number;
+  /**
+   * Largest worker message accepted, in characters of JSON text (default from the
+   * limits: 12 x maxOutputBytes + 2 x maxResultBytes + 1 MiB, at least 16 MiB). Larger
+   * messages, like any malformed one, are refused and logged (console.warn, rate
+   * limited); the calls in flight are not affected.
+   */
+  maxMessageBytes?: number;
 }
 
 /** One step of a worker's boot, in order. */
@@ -222,6 +252,7 @@ export interface ExecutionHandle {
   readonly events: EventStream;
   /** Rejects with StateError (busy, disposed), WorkerCrashed or BootError only. */
   readonly result: Promise<ExecutionResult>;
+  /** Interrupt this execution only (see MontyRuntime.interrupt). */
   interrupt(): void;
 }
 
@@ -254,13 +285,20 @@ export declare class MontyRuntime {
     boot: BootReport;
   } | null;
   /** How the first worker came up and where the time went (for a boot-phases view);
-   * null until it is ready. */
+   * null until it is ready, and after dispose(). */
   readonly boot: BootReport | null;
   readonly schemas: { name: string; description: string; parameters: ParametersSchema | null }[];
   readonly workerCount: number;
   /** Throws TypeError (code not a string), RangeError (too long), StateError (disposed). */
   execute(code: string, options?: ExecuteOptions): ExecutionHandle;
-  /** KeyboardInterrupt in the running code (best effort: host calls and awaits). */
+  /**
+   * KeyboardInterrupt in the running code. Cross-origin isolated: raised between two
+   * bytecodes even in a tight loop, globals kept. Code that awaits (a host call,
+   * asyncio.sleep) is interrupted the same way without isolation. Code that has not
+   * stopped after `limits.grace` seconds (default 1) -- CPU-bound code when the page is
+   * not isolated, time.sleep, a long C call -- is stopped by replacing the worker: the
+   * result is a KeyboardInterrupt with `sessionLost: true`.
+   */
   interrupt(): void;
   /** Subscribe to every execution's events; returns an unsubscribe function. */
   onEvent(listener: (event: MontyEvent) => void): () => void;

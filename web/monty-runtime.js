@@ -16,13 +16,21 @@
  * The contract is the Python bridge's, unchanged: one `execute()` per runtime at a
  * time; an `execute()` that reaches a runtime still running an earlier one rejects its
  * `result` with `StateError("Bridge is already executing")` (the check is made by the
- * Python bridge inside the worker). The runtime does not queue. `sandbox: true` spreads
- * executions over a pool of workers, each in a fresh REPL, so parallel calls work and
- * no state persists.
+ * Python bridge inside the worker, within milliseconds even while it runs a tight loop
+ * when the page is cross-origin isolated; otherwise the page refuses it from its own
+ * record of the execution in flight). The runtime does not queue. `sandbox: true`
+ * spreads executions over a pool of workers, each in a fresh REPL, so parallel calls
+ * work and no state persists.
  *
- * The page trusts no message from a worker: only known message types, request and call
- * ids it issued, and registered function names are acted upon.
- * ES module, no dependencies beyond codec.js and protocol.js, no bundler needed.
+ * Failure handling (control.js; README "Failure handling"): interrupts and timeouts
+ * land between bytecodes when cross-origin isolated, and code that does not stop is
+ * stopped by replacing the worker (the result says `sessionLost`); a worker that dies
+ * rejects its pending calls with WorkerCrashed and is replaced.
+ *
+ * The page trusts no message from a worker: JSON text within a size limit, known
+ * message types and field types, request and call ids it issued, and registered
+ * function names only; anything else is refused and logged.
+ * ES module, no bundler needed.
  * @module monty-runtime
  */
 
@@ -1023,6 +1031,14 @@ function arrange(names, args, kwargs) {
  *   there is one for these boot options (default true)
  * @property {string | URL} [buildInfoURL] the build's build-info.json (default: next
  *   to the lock file), whose versions and hashes key the stored snapshot
+ * @property {boolean} [lockWatch] watch each worker through a Web Lock it holds while
+ *   it lives (default true where navigator.locks exists): its death, even a silent
+ *   `js.close()`, rejects the pending calls at once with WorkerCrashed
+ * @property {number} [heartbeatTimeoutMs] declare a worker dead after this many ms
+ *   without a sign of life while an execution is pending (0: off; default 0 with the
+ *   lock watch, else 5000 when cross-origin isolated, else 0)
+ * @property {number} [maxMessageBytes] largest worker message accepted (characters of
+ *   JSON text; default from the limits, at least 16 MiB); larger ones are refused
  */
 
 const SNAPSHOT_MODES = [true, false, "memory"];

@@ -93,8 +93,9 @@ export function offerSnapshot(plan, msg) {
 export function settlePlan(plan, boot, failure = null) {
   if (!plan?.source) return;
   if (plan.make) {
-    // The maker died (or never said): later workers must not wait forever.
-    plan.source.offer(null, failure ?? boot?.reason ?? "the worker made no snapshot");
+    // The maker was stopped or died before it said anything: later workers must not
+    // wait for it; the next one makes the snapshot.
+    plan.source.offer(null, failure ?? boot?.reason ?? "the worker made no snapshot", { retry: boot == null });
     plan.make = false;
   }
   if (plan.snapshot && boot?.snapshot === "fallback") {

@@ -578,10 +578,12 @@ export class SnapshotSource {
       lookupMs = performance.now() - t0;
     }
     let waitedMs = 0;
-    if (this.state === "making") {
+    // Wait for the maker; if it gave up without a verdict (stopped, or its boot failed),
+    // one of the waiters makes it instead.
+    while (this.state === "making") {
       const t0 = performance.now();
       await this._made.promise;
-      waitedMs = performance.now() - t0;
+      waitedMs += performance.now() - t0;
     }
     if (this.state === "ready") {
       return { snapshot: this.snapshot, make: false, note: this.origin ?? "ready", problem: null, waitedMs,
@@ -602,8 +604,12 @@ export class SnapshotSource {
     return { snapshot: null, make: true, note: "make", problem, waitedMs, lookupMs };
   }
 
-  /** The maker's snapshot arrived (or it could not make one: pass null + reason). */
-  offer(snapshot, reason = null) {
+  /**
+   * The maker's snapshot arrived, or it could not make one (null + reason): then
+   * snapshots are off for this page. With `{retry: true}` (the maker was stopped or
+   * failed to boot before it could try) the next worker makes it instead.
+   */
+  offer(snapshot, reason = null, { retry = false } = {}) {
     const made = this._made;
     this._made = null;
     if (snapshot) {
@@ -625,6 +631,8 @@ export class SnapshotSource {
           .then(() => writeCachedSnapshot(key, snapshot))
           .catch((err) => console.warn(`[monty-runtime] could not store the snapshot: ${err?.message ?? err}`));
       }
+    } else if (this.state === "making" && retry) {
+      this.state = "unknown";
     } else if (this.state === "making") {
       // Making failed: later workers boot cold (the reason is in their boot report).
       this._off(reason ?? "the snapshot could not be made");

@@ -164,8 +164,9 @@ function reportFatal(err) {
   post({ type: "fatal", message: describe(err).slice(0, 2000) });
 }
 
-/** What the page learns about the boot: how Python came up, and why not from a snapshot. */
-function bootReport(init, snap) {
+/** Post the snapshot this worker made (or why it made none, when asked to make one) and
+ * say how Python came up: cold or from a snapshot, and why not from a snapshot. */
+function settleSnapshot(init, snap) {
   const report = {
     mode: snap.status === "restored" ? "snapshot" : "cold",
     snapshot: snap.status, // none | restored | fallback | made | make-failed
@@ -257,7 +258,7 @@ async function start(init) {
       },
     });
     const pyodide = result.pyodide;
-    const report = bootReport(init, result.snapshot);
+    const report = settleSnapshot(init, result.snapshot);
     init.snapshot = null; // the bytes are in Pyodide's memory now
     init.assets = null;
     stepName = "import:monty_runtime.worker";

@@ -258,6 +258,11 @@ class Control:
         if self._execution(rid) is None:
             self._requests.pop(rid, None)
             return
+        if not ring and self._stops:
+            # A message is handled outside the code: an interrupt the handler could not
+            # raise yet (the code went on into a host call) reaches it now, by failing
+            # that call.
+            self._deliver(None)
         counts = self._requests.setdefault(rid, [0, 0])
         before = max(counts)
         counts[0 if ring else 1] += 1

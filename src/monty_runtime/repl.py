@@ -252,15 +252,17 @@ class OutputCapture:
     ``print`` events, line-buffered so that one ``print`` is one event.
 
     ``emit(stream, text)`` is called with complete lines (and with any rest at
-    :meth:`flush`, or once an unfinished line holds ``PARTIAL_LINE_CHARS``, so that
-    ``print(x, end="")`` in a loop streams and costs linear time).  The byte budget is
+    :meth:`flush`).  An unfinished line is held as a list of parts, and emitted as it is
+    once many small writes made it ``PARTIAL_LINE_CHARS`` long, so that
+    ``print(x, end="")`` in a loop streams and costs linear time.  The byte budget is
     checked at each write: the write that crosses it raises
     :class:`~monty_runtime.errors.OutputLimitExceeded`.
     """
 
     PARTIAL_LINE_CHARS = 65536
+    _COMPACT_PARTS = 256
 
-    __slots__ = ("_emit", "_exc", "_held", "_pending", "_used", "limit", "parts")
+    __slots__ = ("_emit", "_exc", "_pending", "_used", "limit", "parts")
 
     def __init__(
         self,
@@ -273,9 +275,8 @@ class OutputCapture:
         self.limit = limit
         self._used = 0
         self.parts: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        # The unfinished line of each stream, as parts, and its length.
+        # The unfinished line of each stream, as parts.
         self._pending: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self._held: dict[str, int] = {"stdout": 0, "stderr": 0}
 
     def write(self, stream: str, text: str) -> int:
         if not isinstance(text, str):
@@ -299,23 +300,21 @@ class OutputCapture:
         cut = text.rfind("\n")
         if cut < 0:
             held.append(text)
-            size = self._held[stream] + len(text)
-            if size < self.PARTIAL_LINE_CHARS:
-                self._held[stream] = size
-                return
-            line = "".join(held)
-            held.clear()
-            self._held[stream] = 0
-            self._emit(stream, line)
+            if len(held) >= self._COMPACT_PARTS:
+                line = "".join(held)
+                held.clear()
+                if len(line) >= self.PARTIAL_LINE_CHARS:
+                    self._emit(stream, line)
+                else:
+                    held.append(line)
             return
-        head = text[: cut + 1]
         if held:
-            head = "".join(held) + head
+            head = "".join(held) + text[: cut + 1]
             held.clear()
-        rest = text[cut + 1 :]
-        if rest:
-            held.append(rest)
-        self._held[stream] = len(rest)
+        else:
+            head = text[: cut + 1]
+        if cut + 1 < len(text):
+            held.append(text[cut + 1 :])
         self._emit(stream, head)
 
     def flush(self) -> None:
@@ -325,7 +324,6 @@ class OutputCapture:
             if held:
                 rest = "".join(held)
                 held.clear()
-                self._held[stream] = 0
                 if rest:
                     self._emit(stream, rest)
 

@@ -193,3 +193,18 @@ test("withBootAssets serves the given files and puts fetch back", async (t) => {
   assert.equal(inner.mock.callCount(), 1);
   assert.equal(await withBootAssets(null, async () => 5), 5);
 });
+
+test("a maker stopped before it could try hands the job to a waiting worker", async (t) => {
+  const src = source(t);
+  const pa = src.acquire();
+  const pb = src.acquire();
+  const pc = src.acquire();
+  assert.equal((await pa).make, true);
+  src.offer(null, "stopped", { retry: true });
+  const b = await pb;
+  assert.equal(b.make, true); // b makes it now
+  src.offer(sample());
+  const c = await pc;
+  assert.equal(c.make, false);
+  assert.ok(c.snapshot);
+});

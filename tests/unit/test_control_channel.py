@@ -1,0 +1,322 @@
+"""The worker's control channel and print batching (monty_runtime._control), driven in
+CPython: the signal handler is called directly (``Control.tick``) with a scripted ring,
+and ``web/protocol.js`` must agree with the Python constants."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from monty_runtime import _control, worker
+from monty_runtime._control import (
+    KIND_EXECUTE,
+    KIND_INTERRUPT,
+    KIND_TIMEOUT,
+    SIGNUM,
+    PrintBatcher,
+)
+from monty_runtime.bridge import current_execution
+from monty_runtime.errors import ExecutionTimeout
+from monty_runtime.events import Print
+from monty_runtime.protocol import PROTOCOL_VERSION
+from monty_runtime.repl import OutputCapture
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Hooks:
+    """worker.js as seen by Python, with a control ring the test fills."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.pending: dict[int, asyncio.Future[str]] = {}
+        self.ring: list[int] = []
+        self.rearmed = 0
+        self.reads = 0
+
+    def post(self, text: str) -> None:
+        message = json.loads(text)
+        self.sent.extend(message if isinstance(message, list) else [message])
+
+    def promise(self, call_id: int) -> asyncio.Future[str]:
+        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.pending[call_id] = fut
+        return fut
+
+    def settle(self, call_id: int, text: str) -> None:
+        fut = self.pending.pop(call_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(text)
+
+    def waitSync(self) -> str:  # pragma: no cover - not used here
+        raise AssertionError("no sync calls in these tests")
+
+    def control(self, rearm: bool = False) -> str:
+        if rearm:
+            self.rearmed += 1
+            return ""
+        self.reads += 1
+        text = ",".join(map(str, self.ring))
+        self.ring.clear()
+        return text
+
+    def of(self, kind: str, rid: Any = None) -> list[dict[str, Any]]:
+        return [m for m in self.sent if m["type"] == kind and (rid is None or m.get("id") == rid)]
+
+
+def make_session(**config: Any) -> tuple[worker.WorkerSession, Hooks]:
+    hooks = Hooks()
+    base = {"version": PROTOCOL_VERSION, "functions": [
+        {"name": "wait", "description": "", "parameters": None}], "sandbox": False,
+        "limits": None, "sync": "none", "control": True}
+    base.update(config)
+    return worker.WorkerSession(hooks, base), hooks
+
+
+async def until(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.001)
+
+
+# -------------------------------------------------------------------- constants
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_constants_match_protocol_js() -> None:
+    script = ("const m = await import(process.argv[1]);"
+              "console.log(JSON.stringify(m.CONTROL));")
+    out = subprocess.run(
+        ["node", "--input-type=module", "-e", script, (ROOT / "web" / "protocol.js").as_uri()],
+        capture_output=True, text=True, timeout=30, check=True,
+    )
+    control = json.loads(out.stdout)
+    assert control["SIGNUM"] == SIGNUM
+    assert (control["EXECUTE"], control["INTERRUPT"], control["TIMEOUT"]) == (
+        KIND_EXECUTE, KIND_INTERRUPT, KIND_TIMEOUT)
+    assert control["SIGNAL"] == 0, "Pyodide reads the interrupt buffer's first word"
+    assert control["BYTES"] == (control["RING"] + 2 * control["SLOTS"]) * 4
+    assert len({control[k] for k in ("SIGNAL", "WRITE", "READ", "BEAT")}) == 4
+    assert control["RING"] > max(control[k] for k in ("SIGNAL", "WRITE", "READ", "BEAT"))
+
+
+# ---------------------------------------------------------------- print batching
+
+
+def test_print_batcher_merges_and_flushes(monkeypatch: pytest.MonkeyPatch) -> None:
+    posted: list[str] = []
+    now = [100.0]
+    monkeypatch.setattr(_control, "_clock", lambda: now[0])
+    batch = PrintBatcher(posted.append, '{"type":"event","id":1,"event":')
+    batch.add(Print("ex-1", "stdout", "a\n"))  # the first: posted at once
+    assert len(posted) == 1
+    for text in ("b\n", "c\n"):
+        batch.add(Print("ex-1", "stdout", text))
+    batch.add(Print("ex-1", "stderr", "e\n"))
+    assert len(posted) == 1 and batch.pending == 6
+    now[0] += _control.FLUSH_SECONDS  # the next print finds the last post old enough
+    batch.add(Print("ex-1", "stdout", "d\n"))
+    assert len(posted) == 2 and batch.pending == 0
+    merged = json.loads(posted[1])
+    assert [m["event"]["text"] for m in merged] == ["b\nc\n", "e\n", "d\n"]
+    assert [m["event"]["stream"] for m in merged] == ["stdout", "stderr", "stdout"]
+    assert all(m["event"]["execution_id"] == "ex-1" and m["id"] == 1 for m in merged)
+    big = "x" * _control.FLUSH_CHARS
+    batch.add(Print("ex-1", "stdout", big))  # the size bound
+    assert json.loads(posted[2])["event"]["text"] == big
+    batch.close()
+    assert len(posted) == 3
+
+
+async def test_flood_is_coalesced_in_order_and_exact() -> None:
+    s, hooks = make_session()
+    s.execute(1, "for i in range(20000):\n    print(i)\nprint('end', flush=True)")
+    events = [m["event"] for m in hooks.of("event", 1)]
+    prints = [e for e in events if e["type"] == "print"]
+    assert 1 <= len(prints) < 200
+    text = "".join(e["text"] for e in prints)
+    assert text == "".join(f"{i}\n" for i in range(20000)) + "end\n"
+    assert events[0]["type"] == "run_started" and events[-1]["type"] == "run_finished"
+    assert hooks.of("result", 1)[0]["stdout"] == text
+
+
+async def test_prints_leave_before_the_host_call_that_follows_them() -> None:
+    s, hooks = make_session()
+    s.execute(1, "print('a')\nprint('b')\nv = await wait()\nprint('c')")
+    await until(lambda: hooks.of("host_call"))
+    kinds = [(m["type"], m.get("event", {}).get("type")) for m in hooks.sent]
+    assert ("event", "call_started") in kinds
+    texts = "".join(m["event"]["text"] for m in hooks.of("event", 1) if m["event"]["type"] == "print")
+    assert texts == "a\nb\n", "held print text must precede call_started"
+    call = hooks.of("host_call")[0]
+    hooks.settle(call["id"], json.dumps({"ok": True, "value": 1}))
+    await until(lambda: hooks.of("result", 1))
+    assert hooks.of("result", 1)[0]["stdout"] == "a\nb\nc\n"
+
+
+async def test_tick_flushes_held_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_control, "_clock", lambda: 100.0)
+    s, hooks = make_session()
+    s.execute(1, "print('a')\nprint('b')\nimport asyncio\nawait asyncio.sleep(0.5)")
+    for _ in range(3):
+        await asyncio.sleep(0)  # the cell runs up to its sleep
+    held = list(s.outboxes.values())
+    assert held and held[0].pending == 2  # 'b\n' is held (the 'a' went at once)
+    assert s.control is not None
+    s.control.tick()
+    texts = [m["event"]["text"] for m in hooks.of("event", 1) if m["event"]["type"] == "print"]
+    assert texts == ["a\n", "b\n"]
+    await until(lambda: hooks.of("result", 1))
+
+
+# ------------------------------------------------------------------ output capture
+
+
+def test_unfinished_lines_stream_in_linear_time() -> None:
+    emitted: list[tuple[str, str]] = []
+    cap = OutputCapture(lambda s, t: emitted.append((s, t)), 10**9, RuntimeError)
+    n = 200_000
+    t0 = time.perf_counter()
+    for _ in range(n):
+        cap.write("stdout", "x")
+    cap.write("stdout", "y\nz")
+    cap.flush()
+    assert time.perf_counter() - t0 < 5
+    assert "".join(t for _, t in emitted) == "x" * n + "y\nz"
+    assert max(len(t) for _, t in emitted) < OutputCapture.PARTIAL_LINE_CHARS + 256
+    assert cap.text("stdout") == "x" * n + "y\nz"
+    emitted.clear()
+    cap.write("stdout", "1")
+    cap.write("stdout", "2\n3\n4")
+    assert emitted == [("stdout", "12\n3\n")]
+
+
+# ------------------------------------------------------------------ busy and interrupt
+
+
+async def test_probe_refuses_a_busy_request_once() -> None:
+    s, hooks = make_session()
+    s.execute(1, "import asyncio\nawait asyncio.sleep(0.2)\n'one'")
+    assert s.control is not None
+    hooks.ring += [KIND_EXECUTE, 2, KIND_EXECUTE, 1]  # 1 is the running one: ignored
+    s.control.tick()
+    (rejected,) = hooks.of("rejected")
+    assert rejected["id"] == 2
+    assert rejected["error"] == {"name": "StateError", "message": "Bridge is already executing",
+                                 "reason": "busy"}
+    s.execute(2, "'two'")  # the execute message itself, read later: dropped
+    assert len(hooks.of("rejected")) == 1 and not hooks.of("result", 2)
+    await until(lambda: hooks.of("result", 1))
+    hooks.ring += [KIND_EXECUTE, 3]  # not busy: nothing to say
+    s.control.tick()
+    s.execute(3, "'three'")
+    assert hooks.of("result", 3)[0]["value"] == "three"
+    hooks.ring += [KIND_EXECUTE, 3]  # a late probe of a request already run: ignored
+    s.control.tick()
+    assert len(hooks.of("rejected")) == 1
+
+
+def test_sandbox_sessions_never_refuse() -> None:
+    s, hooks = make_session(sandbox=True)
+    assert s.control is not None
+    s.control.probe(5)
+    assert not hooks.of("rejected")
+
+
+async def test_interrupt_of_an_awaiting_execution_pairs_ring_and_message() -> None:
+    s, hooks = make_session()
+    s.execute(1, "kept = 1")
+    s.execute(2, "import asyncio\nawait asyncio.sleep(5)")
+    assert s.control is not None
+    hooks.ring += [KIND_INTERRUPT, 2]
+    s.control.tick()  # from outside the execution: cancels its task
+    s.interrupt(2)  # the same interrupt, as a message: an echo
+    await until(lambda: hooks.of("result", 2))
+    assert hooks.of("result", 2)[0]["error"]["type"] == "KeyboardInterrupt"
+    s.execute(3, "kept")
+    assert hooks.of("result", 3)[0]["value"] == 1
+
+
+def _frame(filename: str) -> Any:
+    return SimpleNamespace(f_code=SimpleNamespace(co_filename=filename))
+
+
+def test_interrupt_is_raised_only_from_the_users_frame() -> None:
+    """The handler raises into the code only from a frame of the user's code; landing in
+    the runtime's own frames it signals again (``control(True)``) and waits."""
+    s, hooks = make_session()
+    control = s.control
+    assert control is not None
+    seen: dict[str, Any] = {}
+
+    def prelude() -> None:  # runs in the execution's context, like its code
+        ex = current_execution.get()
+        assert ex is not None
+        hooks.ring += [KIND_TIMEOUT, ex.host.rid]
+        seen["internal"] = control.tick(_frame(_control.__file__))
+        seen["rearmed"] = hooks.rearmed
+        seen["user"] = control.tick(_frame("main.py#3"))
+        seen["again"] = control.tick(_frame("main.py#3"))
+
+    bridge = s.bridge
+    assert bridge is not None
+    original = bridge.execute
+
+    def execute(code: str, **kw: Any) -> Any:
+        kw["prelude"] = prelude
+        return original(code, **kw)
+
+    bridge.execute = execute  # type: ignore[method-assign]
+    s.execute(1, "y = 2")
+    assert seen["internal"] is None and seen["rearmed"] == 1
+    assert type(seen["user"]).__name__ == "ExecutionTimeout"
+    assert seen["again"] is None, "one request, one exception"
+
+
+def test_signal_handler_is_installed_and_reinstalled() -> None:
+    import signal
+
+    s, _ = make_session()
+    assert s.control is not None
+    assert signal.getsignal(SIGNUM) == s.control.on_signal
+    signal.signal(SIGNUM, signal.SIG_DFL)
+    s.execute(1, "1")
+    assert signal.getsignal(SIGNUM) == s.control.on_signal
+    signal.signal(SIGNUM, signal.SIG_DFL)
+
+
+def test_no_control_without_the_hook() -> None:
+    s, _ = make_session(control=False)
+    assert s.control is None
+
+
+async def test_a_deferred_interrupt_reaches_the_host_call_the_code_went_into() -> None:
+    """The handler could not raise (it landed in the runtime's frames) and the code then
+    blocked in a host call: the interrupt message fails that call."""
+    s, hooks = make_session()
+    control = s.control
+    assert control is not None
+    s.execute(1, "kept = 1")
+    s.execute(2, "v = await wait()")
+    await until(lambda: hooks.of("host_call"))
+    # As left by a tick that landed in an internal frame, for the ring half of an
+    # interrupt (ExecutionTimeout here: CPython's own event loop would re-raise a
+    # KeyboardInterrupt out of the task; Pyodide's webloop is told not to).
+    control._stops[2] = ExecutionTimeout
+    control._requests[2] = [1, 0]
+    s.interrupt(2)  # the message half
+    await until(lambda: hooks.of("result", 2))
+    assert hooks.of("result", 2)[0]["error"]["type"] == "TimeoutError"
+    assert not control._stops
+    s.execute(3, "kept")
+    assert hooks.of("result", 3)[0]["value"] == 1
