@@ -39,6 +39,10 @@ const early = []; // page messages that arrived while booting
 const hostCalls = new Map(); // call id -> resolve(json text)
 let py = null; // { execute, handle, interrupt, dispose } (PyProxy callables)
 let jspi = false;
+/** JSPI works here (whether or not this runtime has host functions). */
+let jspiUsable = false;
+/** Code that may block on a coroutine (asyncio.run, run_until_complete, run_sync). */
+const MAY_STACK_SWITCH = /\brun(?:_until_complete|_sync)?\s*\(/;
 let sync = null; // { i32, u8 } views of the shared buffer, when the page sent one
 let importGuard = false; // Python refuses `import js` & co. to executed code (_lockdown.py)
 let control = null; // Int32Array over the page's control buffer (cross-origin isolated only)
@@ -320,10 +324,12 @@ async function configure(init) {
     };
     // Enter Python through callPromising only when a sync-style host call may block
     // with JSPI (it costs a scheduler hop per execute): never without host functions.
-    jspi = typeof WebAssembly.Suspending === "function" &&
+    // Code without host functions may still need stack switching: asyncio.run() and
+    // friends block on a coroutine with JSPI, so such code always takes that entry.
+    jspiUsable = typeof WebAssembly.Suspending === "function" &&
       typeof py.execute.callPromising === "function" &&
-      (config.sync === "auto" || config.sync === "jspi") &&
-      config.functions.length > 0;
+      (config.sync === "auto" || config.sync === "jspi");
+    jspi = jspiUsable && config.functions.length > 0;
   });
   // The boot is over: no more fetches through the page, and the network, storage
   // and cross-context APIs leave this global scope before any executed code runs.
@@ -379,7 +385,7 @@ function execute(msg) {
     if (fatal || FATAL.test(describe(err))) reportFatal(err);
     else reject(id, "InternalError", describe(err));
   };
-  if (jspi) {
+  if (jspi || (jspiUsable && MAY_STACK_SWITCH.test(msg.code))) {
     py.execute.callPromising(id, msg.code, limits, scriptName).catch(failed);
     return;
   }
