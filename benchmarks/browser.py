@@ -28,14 +28,15 @@ figures as JSON too; ``--quick`` takes fewer samples.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from _common import load_module as _load  # type: ignore[import-not-found]
+from _common import summarize
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PAGE = "index.html?autostart=0"
@@ -49,29 +50,6 @@ TARGETS = {
     "host_call_jspi_ms": 0.3,
     "host_call_atomics_ms": 0.3,
 }
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def summarize(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {
-        "median": statistics.median(ordered),
-        "min": ordered[0],
-        "p95": p95,
-        "max": ordered[-1],
-        "n": float(len(ordered)),
-    }
 
 
 SETUP_JS = """async () => {

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from _common import summarize  # type: ignore[import-not-found]
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PAGE = "boot-check.html?autostart=0&mode=bare"
 
@@ -36,18 +38,6 @@ def load_playwright_config() -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def summarize(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {
-        "median": statistics.median(ordered),
-        "min": ordered[0],
-        "p95": p95,
-        "max": ordered[-1],
-        "n": float(len(ordered)),
-    }
 
 
 def _boot(page: Any) -> dict[str, Any]:

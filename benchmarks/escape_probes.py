@@ -13,24 +13,13 @@ was blocked and by what, or allowed.  Not a test: the assertions live in
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
+
+from _common import load_module as _load  # type: ignore[import-not-found]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BROWSER_TESTS = PROJECT_ROOT / "tests" / "browser"
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv: list[str] | None = None) -> int:

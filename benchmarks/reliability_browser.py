@@ -17,16 +17,15 @@ Run it alone with ``python benchmarks/reliability_browser.py [--repeat N]``.
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import load_module as _load  # type: ignore[import-not-found]  # noqa: E402
 from reliability import Row, print_table  # noqa: E402
 
 GET_JS = (
@@ -146,17 +145,6 @@ const FAULTS = {
 
 SETUP_JS = "async () => {\n%s\nwindow.__faults = FAULTS;\n}"
 RUN_JS = "async (name) => await window.__faults[name]()"
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 FAULT_NAMES = [
