@@ -111,11 +111,14 @@ class ExecutionHandle:
     the execution; the runtime's guard is released as soon as the code has stopped.
     """
 
-    __slots__ = ("_execution", "_future", "events", "execution_id")
+    __slots__ = ("_execution", "_future", "events", "execution_id", "finished")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.events = EventStream(loop)
         self._future: asyncio.Future[ExecutionResult] = loop.create_future()
+        #: Done when the execution is over and the runtime's guard released, even if
+        #: ``result`` was cancelled by its awaiting task (the code stops a little later).
+        self.finished: asyncio.Future[None] = loop.create_future()
         self._execution: Execution | None = None
         self.execution_id = ""
 
@@ -153,6 +156,8 @@ class ExecutionHandle:
             else:
                 self._future.set_result(result)
         self.events.close()
+        if not self.finished.done():
+            self.finished.set_result(None)
 
     def _reject(self, error: BaseException) -> None:
         if not self._future.done():
@@ -161,6 +166,8 @@ class ExecutionHandle:
             # "exception was never retrieved" noise.
             self._future.exception()
         self.events.close()
+        if not self.finished.done():
+            self.finished.set_result(None)
 
 
 def _build_functions(

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from . import codec
 from .errors import StateError
 from .events import ExecutionResult
-from .runtime import MontyRuntime
+from .runtime import ExecutionHandle, MontyRuntime
 
 __all__ = ["BusyBinding", "Policy", "QueueBinding", "SandboxBinding", "ToolBinding", "bind_tool"]
 
@@ -158,6 +158,7 @@ class QueueBinding(ToolBinding):
         previous = self._tail
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tail = mine
+        handle: ExecutionHandle | None = None
         try:
             if previous is not None:
                 # Swallow the previous call's outcome: it is reported through its own
@@ -166,9 +167,14 @@ class QueueBinding(ToolBinding):
                     await asyncio.shield(previous)
                 except BaseException:
                     pass
-            return self.payload(await self.runtime.execute(code).result)
+            handle = self.runtime.execute(code)
+            return self.payload(await handle.result)
         finally:
-            if previous is not None and not previous.done():
+            if handle is not None and not handle.finished.done():
+                # Cancelled while its code runs: the next call waits until the code has
+                # stopped and the runtime is free again.
+                handle.finished.add_done_callback(lambda _f: _finish(mine))
+            elif previous is not None and not previous.done():
                 # Cancelled while waiting: keep the chain whole, so the next call still
                 # waits for the one before this.
                 previous.add_done_callback(lambda _f: _finish(mine))

@@ -131,3 +131,15 @@ async def test_disposed_runtime_is_reported_not_raised() -> None:
     out = await QueueBinding(rt).call({"code": "1"})
     assert out["status"] == "error"
     assert out["error"] == {"type": "StateError", "message": "MontyRuntime has been disposed"}
+
+
+async def test_queue_policy_call_cancelled_while_running_does_not_make_next_busy() -> None:
+    async with MontyRuntime() as rt:
+        tool = QueueBinding(rt)
+        running = asyncio.ensure_future(
+            tool.call({"code": "import time\nfor _ in range(50):\n    time.sleep(0.01)"})
+        )
+        await asyncio.sleep(0.05)
+        running.cancel()
+        nxt = await asyncio.wait_for(tool.call({"code": "'next'"}), 5)
+        assert nxt["status"] == "ok" and nxt["value"] == "next"
