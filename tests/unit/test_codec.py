@@ -645,7 +645,6 @@ def same_wire_across_languages(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
-@pytest.mark.skipif(NODE is None, reason="node is not installed")
 @given(st.lists(values, max_size=25))
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_javascript_reencodes_python_wire(batch: list[Any]) -> None:

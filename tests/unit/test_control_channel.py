@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -92,7 +91,6 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
 # -------------------------------------------------------------------- constants
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_constants_match_protocol_js() -> None:
     script = ("const m = await import(process.argv[1]);"
               "console.log(JSON.stringify(m.CONTROL));")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,6 @@ def test_table_shape() -> None:
             assert "type" not in spec["required"]
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_js_module_exports_the_same_table() -> None:
     """The module itself (not only the text between the markers) agrees, and its
     checkMessage() agrees with Python's check_message()."""
