@@ -420,14 +420,18 @@ def test_decode_rejects_absurd_nesting() -> None:
 
 
 def test_huge_int_beyond_str_digit_limit() -> None:
-    limit = sys.get_int_max_str_digits()
-    if limit == 0:
-        pytest.skip("interpreter has no int/str digit limit")
-    wire = encode(10 ** (limit + 10))
-    assert wire["$type"] == "int"
-    json.dumps(wire, allow_nan=False)
-    with pytest.raises(CodecError, match=r"\$int"):
-        decode({"$int": "9" * (limit + 10)})
+    # Pin the interpreter's default limit, whatever PYTHONINTMAXSTRDIGITS says.
+    saved = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(4300)
+    try:
+        limit = sys.get_int_max_str_digits()
+        wire = encode(10 ** (limit + 10))
+        assert wire["$type"] == "int"
+        json.dumps(wire, allow_nan=False)
+        with pytest.raises(CodecError, match=r"\$int"):
+            decode({"$int": "9" * (limit + 10)})
+    finally:
+        sys.set_int_max_str_digits(saved)
 
 
 # -------------------------------------------------------------- malformed

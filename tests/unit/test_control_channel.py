@@ -141,7 +141,7 @@ async def test_flood_is_coalesced_in_order_and_exact() -> None:
     s.execute(1, "for i in range(20000):\n    print(i)\nprint('end', flush=True)")
     events = [m["event"] for m in hooks.of("event", 1)]
     prints = [e for e in events if e["type"] == "print"]
-    assert 1 <= len(prints) < 200
+    assert prints and len(prints) < 200
     text = "".join(e["text"] for e in prints)
     assert text == "".join(f"{i}\n" for i in range(20000)) + "end\n"
     assert events[0]["type"] == "run_started" and events[-1]["type"] == "run_finished"
