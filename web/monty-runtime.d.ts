@@ -142,7 +142,8 @@ export interface BootPhase {
    * "snapshot:verify" (sha256 of a snapshot read from Cache Storage),
    * "snapshot:wait" (waiting for the page's first worker to make the snapshot),
    * "pyodide:compile" (the page compiling Pyodide once for restoring workers),
-   * "pool:wait" (waiting for a pre-warmed worker still booting), "configure" (a pooled
+   * "pool:wait" (a pooled worker: waiting for it to finish booting; about 0 ms when it
+   * was already ready), "configure" (a pooled
    * worker: sending it this runtime's functions, mode and limits until it is ready).
    * Worker side: "csp", "lockfile", then either the cold chain "loadPyodide",
    * "loadPackage:monty-runtime", "loadPackage:micropip", "import:monty_runtime"

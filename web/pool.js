@@ -127,7 +127,9 @@ export function bootReport({ plan, ready, pooled, startedAt, bootPhases, waitMs 
     phases.push({ name, ms, where: "worker", ...bg });
   }
   if (pooled) {
-    if (waitMs) phases.push({ name: "pool:wait", ms: waitMs, where: "page" });
+    // Always present for a pooled worker, so the report has one shape: 0 ms (or the
+    // clock's resolution) when the worker had already booted.
+    phases.push({ name: "pool:wait", ms: waitMs, where: "page" });
     if (configureMs !== null) {
       const start = ready?.phases?.start;
       if (typeof start === "number") phases.push({ name: "start", ms: start, where: "worker" });

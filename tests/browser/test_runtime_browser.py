@@ -176,44 +176,57 @@ def test_serial_within_one_worker(rpage: Any) -> None:
 
 # ------------------------------------------------------------ parallel across workers
 
-PARALLEL_JS = """async () => {
-  const prog = (n) => "import time\\n_t0 = time.time()\\nacc = 0\\nfor i in range(" + n +
-    "):\\n    acc += i * i\\n[_t0, time.time()]";
+PARALLEL_JS = """async ({ n }) => {
   const [a, b] = await Promise.all([M.MontyRuntime.create(), M.MontyRuntime.create()]);
-  // Warm up both (the wasm interpreter tiers up), then calibrate to about one second.
-  await Promise.all([a.execute(prog(1500000)).result, b.execute(prog(1500000)).result]);
-  let t = performance.now();
-  await a.execute(prog(1000000)).result;
-  const perIter = (performance.now() - t) / 1000000;
-  const n = Math.round(1000 / perIter);
-  const trials = [];
-  // Wall-clock speedup is sensitive to other load on the machine: up to 5 trials.
-  for (let k = 0; k < 5; k++) {
-    t = performance.now();
-    await a.execute(prog(n)).result;
-    const single = performance.now() - t;
-    t = performance.now();
-    const [ra, rb] = await Promise.all([a.execute(prog(n)).result, b.execute(prog(n)).result]);
-    const both = performance.now() - t;
-    trials.push({ single, both, ia: ra.value, ib: rb.value });
-    if (2 * single / both > 1.7) break;
+  // A spins in a CPU-bound loop that never yields to anything: no await, no host call.
+  const spin = a.execute("import time\\n_t0 = time.time()\\nspins = 0\\n" +
+                         "while True:\\n    spins += 1");
+  let spinSettled = false;
+  const spinResult = spin.result.then((r) => { spinSettled = true; return r; },
+                                      (e) => { spinSettled = true; throw e; });
+  await H.waitEvent(spin, (ev) => ev.type === "run_started");
+  // While A spins, B runs CPU-bound programs of its own to completion, over and over.
+  const runs = [];
+  for (let k = 0; k < 3; k++) {
+    const r = await H.settle(b.execute("import time\\n_t0 = time.time()\\nacc = 0\\n" +
+                              "for i in range(" + n + "):\\n    acc += i * i\\n[_t0, time.time(), acc]").result);
+    runs.push({ ...r, spinStillRunning: !spinSettled });
   }
+  const stopAt = Date.now() / 1000;
+  spin.interrupt();
+  const stopped = await H.settle(spinResult);
+  const spins = await H.settle(a.execute("spins").result);
   await Promise.all([a.dispose(), b.dispose()]);
-  return { n, trials };
+  return { runs, stopAt, stopped, spins };
 }"""
 
 
 def test_parallel_across_workers(rpage: Any) -> None:
-    out = evaluate(rpage, PARALLEL_JS, timeout_s=240)
-    best = max(out["trials"], key=lambda t: 2 * t["single"] / t["both"])
-    speedup = 2 * best["single"] / best["both"]
-    print(
-        f"two workers, CPU-bound n={out['n']}: one alone {best['single']:.0f} ms, "
-        f"two at once {best['both']:.0f} ms, speedup {speedup:.2f}x"
-    )
-    (sa, ea), (sb, eb) = best["ia"], best["ib"]
-    assert sa < eb and sb < ea, "the two executions did not overlap in time"
-    assert speedup > 1.5
+    """Two runtimes are two interpreters on two threads: one worker's CPU-bound loop,
+    which never yields, does not stop the other worker's CPU-bound code from running
+    to completion. (How much faster two workers are than one is a benchmark figure:
+    ``benchmarks/browser.py``, two-worker CPU speedup.)"""
+    n = 200_000
+    out = evaluate(rpage, PARALLEL_JS, {"n": n}, timeout_s=240)
+    expected = sum(i * i for i in range(n))
+    for run in out["runs"]:
+        assert run["ok"] and run["result"]["error"] is None, run
+        t0, t1, acc = run["result"]["value"]
+        assert acc == expected
+        # Settled while A's loop was still spinning: B made progress alongside it.
+        assert run["spinStillRunning"], run
+        assert t0 <= t1 <= out["stopAt"] + 0.05
+    stopped = out["stopped"]
+    assert stopped["ok"], stopped
+    assert stopped["result"]["error"]["type"] == "KeyboardInterrupt", stopped
+    if isolated(rpage):
+        # Interrupted between two bytecodes, globals kept: A was really spinning.
+        assert stopped["result"]["sessionLost"] is False
+        assert out["spins"]["result"]["value"] > 0, out["spins"]
+    else:
+        # Without isolation a CPU-bound loop is stopped by replacing the worker.
+        assert stopped["result"]["sessionLost"] is True
+        assert out["spins"]["result"]["error"]["type"] == "NameError", out["spins"]
 
 
 def test_sandbox_pool_runs_parallel_executes(rpage: Any) -> None:
@@ -315,7 +328,7 @@ def test_host_calls(rpage: Any) -> None:
     # asyncio.gather over host calls: they run at the same time in the page.
     assert r["gather"]["result"]["value"] == [300] * 5
     assert r["maxInFlight"] == 5
-    assert r["gatherMs"] < 1200, r["gatherMs"]
+    assert r["gatherMs"] < 5 * 300, r["gatherMs"]  # faster than one after another
 
 
 def test_sync_style_fallbacks(rpage: Any) -> None:
