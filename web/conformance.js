@@ -217,43 +217,23 @@ function start(runtime, step) {
   const options = {};
   if (step.scriptName != null) options.scriptName = step.scriptName;
   if (step.limits != null) options.limits = step.limits;
+  // The wire form, decoded here so that big ints arrive as BigInt (exact).
+  if (step.inputs != null) options.inputs = decode(step.inputs);
   return runtime.execute(step.code, options);
 }
 
-/** Run a step's hidden setup (the `inputs` of a shared-mode runtime). */
-async function setup(runtime, step) {
-  if (step.setup == null) return null;
-  const handle = runtime.execute(step.setup);
-  const pump = (async () => {
-    for await (const _ of handle.events);
-  })();
-  try {
-    const res = await handle.result;
-    await pump;
-    if (res.error) return `binding the inputs failed: ${res.error.type}: ${res.error.message}`;
-  } catch (err) {
-    await pump;
-    return `binding the inputs was rejected: ${err?.name}: ${err?.message}`;
-  }
-  return null;
-}
-
 async function runStep(runtime, step) {
-  const problem = await setup(runtime, step);
   let handle;
   try {
     handle = start(runtime, step);
   } catch (err) {
     return { label: step.label, events: [], rejected: rejection(err), problems: [] };
   }
-  const out = await finish(step.label, handle);
-  if (problem !== null) out.problems.unshift(problem);
-  return out;
+  return finish(step.label, handle);
 }
 
 async function runConcurrent(runtime, host, step) {
   const [a, b] = [step.a, step.b];
-  const problem = await setup(runtime, a);
   host.held = deferred();
   host.release = deferred();
   host.hold = true;
@@ -275,9 +255,7 @@ async function runConcurrent(runtime, host, step) {
     host.hold = false;
     host.release.resolve();
   }
-  const outA = await finishing;
-  if (problem !== null) outA.problems.unshift(problem);
-  return [outA, outB];
+  return [await finishing, outB];
 }
 
 async function runSteps(entry, runtime, spec, runs) {

@@ -259,7 +259,15 @@ export interface ExecutionHandle {
 
 export interface ExecuteOptions {
   limits?: Limits;
+  /** Shown in tracebacks and `result.error` (default "main.py"). */
   scriptName?: string;
+  /**
+   * Names bound in the REPL's globals before the code runs, as `inputs=` natively. A
+   * plain object whose keys are Python identifiers (else TypeError at the call); the
+   * values cross with the codec, like results (a BigInt is an exact int, a Uint8Array
+   * is bytes, a Map is a dict with any keys).
+   */
+  inputs?: Record<string, unknown>;
 }
 
 export declare class MontyRuntime {

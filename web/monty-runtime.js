@@ -35,7 +35,7 @@
  */
 
 import { serveBootFetches } from "./boot-fetch.js";
-import { decode, encode } from "./codec.js";
+import { decode, dumps, encode } from "./codec.js";
 import {
   BUSY_MESSAGE, ControlChannel, DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_MS, MAX_LOG_CHARS, ProtocolLog,
   Supervisor, checkWorkerMessage, locksAvailable, messageLimitFor, newLockName, parseWorkerData,
@@ -171,6 +171,27 @@ function checkCode(code) {
   if (code.length > MAX_CODE_BYTES / 3 && utf8Length(code) > MAX_CODE_BYTES) {
     throw new RangeError(`code is over the limit of ${MAX_CODE_BYTES} bytes`);
   }
+}
+
+/** Python identifiers (PEP 3131, close enough to reject typos; the worker has the
+ * last word with str.isidentifier()). */
+const IDENTIFIER = /^[\p{XID_Start}_]\p{XID_Continue}*$/u;
+
+/**
+ * execute()'s `inputs` as the JSON text of their wire form. A plain object whose keys
+ * are Python identifiers, as natively; anything else is a TypeError at the call.
+ */
+function encodeInputs(inputs) {
+  const proto = typeof inputs === "object" ? Object.getPrototypeOf(inputs) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new TypeError("inputs must be a plain object whose keys are Python identifiers");
+  }
+  for (const key of Object.keys(inputs)) {
+    if (!IDENTIFIER.test(key)) {
+      throw new TypeError(`inputs must be a plain object whose keys are Python identifiers, got key ${JSON.stringify(key).slice(0, 60)}`);
+    }
+  }
+  return dumps(inputs);
 }
 
 /** The failure-handling options of create() (see CreateOptions). */
@@ -1244,10 +1265,12 @@ export class MontyRuntime {
    * on this (shared-mode) runtime, with WorkerCrashed when the worker died, and with
    * StateError("MontyRuntime has been disposed") on dispose().
    * @param {string} code
-   * @param {{limits?: object, scriptName?: string}} [options]
+   * `options.inputs` binds names in the REPL before the code runs (a plain object whose
+   * keys are Python identifiers; values cross with the codec, as results do).
+   * @param {{limits?: object, scriptName?: string, inputs?: Record<string, unknown>}} [options]
    * @returns {{executionId: string | null, events: EventStream, result: Promise<ExecutionResult>,
    *   interrupt(): void}}
-   * @throws {TypeError} code is not a string
+   * @throws {TypeError} code is not a string; options, scriptName or inputs malformed
    * @throws {RangeError} code is over MAX_CODE_BYTES
    * @throws {StateError} the runtime is disposed
    */
@@ -1262,6 +1285,7 @@ export class MontyRuntime {
         if (typeof options.scriptName !== "string") throw new TypeError("scriptName must be a string");
         message.scriptName = options.scriptName;
       }
+      if (options.inputs != null) message.inputs = encodeInputs(options.inputs);
     }
     const handle = new ExecutionHandle(message.id, this);
     const host = this._pick();

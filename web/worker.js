@@ -381,16 +381,17 @@ function execute(msg) {
   const id = msg.id;
   const limits = msg.limits == null ? undefined : JSON.stringify(msg.limits);
   const scriptName = msg.scriptName ?? undefined;
+  const inputs = msg.inputs ?? undefined; // JSON text of the codec's wire form
   const failed = (err) => {
     if (fatal || FATAL.test(describe(err))) reportFatal(err);
     else reject(id, "InternalError", describe(err));
   };
   if (jspi || (jspiUsable && MAY_STACK_SWITCH.test(msg.code))) {
-    py.execute.callPromising(id, msg.code, limits, scriptName).catch(failed);
+    py.execute.callPromising(id, msg.code, limits, scriptName, inputs).catch(failed);
     return;
   }
   try {
-    py.execute(id, msg.code, limits, scriptName);
+    py.execute(id, msg.code, limits, scriptName, inputs);
   } catch (err) {
     failed(err);
   }

@@ -74,7 +74,7 @@ MESSAGES: Final[dict[str, dict[str, dict[str, list[str]]]]] = {
             "required": ["functions", "sandbox", "limits", "sync"],
             "optional": ["syncBuffer", "controlBuffer", "lockName"],
         },
-        "execute": {"required": ["id", "code"], "optional": ["limits", "scriptName"]},
+        "execute": {"required": ["id", "code"], "optional": ["limits", "scriptName", "inputs"]},
         "host_result": {"required": ["id", "ok"], "optional": ["value", "error"]},
         "interrupt": {"required": [], "optional": ["id"]},
         "dispose": {"required": [], "optional": []},

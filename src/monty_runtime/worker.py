@@ -523,11 +523,14 @@ class WorkerSession:
 
     # -- execute ------------------------------------------------------------------------
 
-    def execute(self, rid: Any, code: Any, limits: Any = None, script_name: Any = None) -> None:
+    def execute(
+        self, rid: Any, code: Any, limits: Any = None, script_name: Any = None, inputs: Any = None
+    ) -> None:
         """Start request ``rid``; every outcome is posted (``event``s then ``result``,
-        or ``rejected``).  Never raises."""
+        or ``rejected``).  Never raises.  ``inputs``: the JSON text of a wire-form map
+        (the page's ``execute(code, {inputs})``), decoded with the codec."""
         try:
-            self._execute(rid, code, limits, script_name)
+            self._execute(rid, code, limits, script_name, inputs)
         except StateError as exc:
             self.reject(rid, "StateError", str(exc), exc.reason)
         except (TypeError, ValueError) as exc:
@@ -535,7 +538,7 @@ class WorkerSession:
         except BaseException as exc:  # never leave the page waiting
             self.reject(rid, "InternalError", f"{type(exc).__name__}: {exc}")
 
-    def _execute(self, rid: Any, code: Any, limits: Any, script_name: Any) -> None:
+    def _execute(self, rid: Any, code: Any, limits: Any, script_name: Any, inputs: Any) -> None:
         control = self.control
         if control is not None:
             if not control.admit(rid):
@@ -546,6 +549,7 @@ class WorkerSession:
         if isinstance(limits, str):
             limits = json.loads(limits)
         call_limits = self.limits if limits is None else Limits.coerce(limits)
+        bound = _decode_inputs(inputs)
         if self.sandbox:
             bridge = PlatformBridge(self.platform, self.functions, call_limits)
         else:
@@ -604,6 +608,7 @@ class WorkerSession:
                 on_event=on_event,
                 on_complete=on_complete,
                 script_name=script_name,
+                inputs=bound,
                 limits=call_limits,
                 host=req,
             )
@@ -650,7 +655,10 @@ class WorkerSession:
             return
         kind = message["type"]
         if kind == "execute":
-            self.execute(rid, message["code"], message.get("limits"), message.get("scriptName"))
+            self.execute(
+                rid, message["code"], message.get("limits"), message.get("scriptName"),
+                message.get("inputs"),
+            )
         elif kind == "interrupt":
             self.interrupt(rid)
         elif kind == "dispose":
@@ -709,15 +717,32 @@ def start(config: Any, hooks: Hooks) -> dict[str, Any]:
             "importGuard": _lockdown.enabled()}
 
 
+def _decode_inputs(inputs: Any) -> dict[str, Any] | None:
+    """``execute``'s ``inputs``: JSON text (or the parsed wire value) of a map from
+    Python identifiers to wire values; ``TypeError``/``ValueError`` when malformed (the
+    page gets them as a rejection naming the problem)."""
+    if inputs is None:
+        return None
+    try:
+        value = codec.loads(inputs) if isinstance(inputs, str) else codec.decode(inputs)
+    except codec.CodecError as exc:
+        raise ValueError(f"inputs are not a codec wire value: {exc}") from None
+    if not isinstance(value, dict):
+        raise TypeError(f"inputs must be an object, got {type(value).__name__}")
+    return value
+
+
 def _current() -> WorkerSession:
     if _session is None:
         raise RuntimeError("monty_runtime.worker.start() was not called")
     return _session
 
 
-def handle_execute(rid: Any, code: Any, limits: Any = None, script_name: Any = None) -> None:
+def handle_execute(
+    rid: Any, code: Any, limits: Any = None, script_name: Any = None, inputs: Any = None
+) -> None:
     """The hot path: one ``execute`` message, fields passed as values."""
-    _current().execute(rid, code, limits, script_name)
+    _current().execute(rid, code, limits, script_name, inputs)
 
 
 def handle(message: Any) -> None:

@@ -254,6 +254,47 @@ def test_sandbox_pool_runs_parallel_executes(rpage: Any) -> None:
     assert out["workers"] in (1, 2)
 
 
+def test_inputs_are_bound_as_values(rpage: Any) -> None:
+    """``execute(code, {inputs})``, as ``inputs=`` natively: names bound before the code
+    runs, values through the codec (exact big ints, bytes, maps with any keys)."""
+    out = evaluate(rpage, """async () => {
+      const shared = await M.MontyRuntime.create();
+      const sandbox = await M.MontyRuntime.create({ sandbox: true, poolSize: 1 });
+      const inputs = { n: 10n ** 30n, data: [1, 2.5, "x", null, true],
+                       raw: new Uint8Array([0, 255]), m: new Map([[1, "one"]]),
+                       café: "é", a\u00b7b: 3, nested: { deep: [[{ k: -0 }]] } };
+      const code = "[type(n).__name__, n + 1, data, raw, m[1], café, a\u00b7b, nested]";
+      const r = { bad: [] };
+      for (const bad of [[1], "x", 5, new Date(0), { "1x": 1 }, { "a-b": 1 }, { "": 1 },
+                         { "\u2e2f": 1 }, { "$x": 1 }]) {
+        r.bad.push(H.throws(() => shared.execute("1", { inputs: bad })));
+      }
+      r.sharedRun = await H.run(shared, code, { inputs });
+      r.kept = await H.run(shared, "n % 7");
+      r.sandboxRun = await H.run(sandbox, code, { inputs });
+      r.sandboxGone = await H.run(sandbox, "n");
+      r.overrides = await H.run(shared, "n", { inputs: { n: "new" } });
+      r.empty = await H.run(shared, "n", { inputs: {} });
+      await shared.dispose();
+      await sandbox.dispose();
+      return r;
+    }""", timeout_s=120)
+    assert len(out["bad"]) == 9
+    for err in out["bad"]:
+        assert err is not None and err["name"] == "TypeError", out["bad"]
+        assert "Python identifiers" in err["message"]
+    expected = ["int", {"$int": str(10**30 + 1)}, [1, 2.5, "x", None, True],
+                {"$bytes": "AP8="}, "one", "é", 3, {"deep": [[{"k": 0}]]}]
+    for key in ("sharedRun", "sandboxRun"):
+        res = out[key]["result"]
+        assert res["error"] is None, res
+        assert res["value"] == expected, res
+    assert out["kept"]["result"]["value"] == 10**30 % 7
+    assert out["sandboxGone"]["result"]["error"]["type"] == "NameError"
+    assert out["overrides"]["result"]["value"] == "new"
+    assert out["empty"]["result"]["value"] == "new"
+
+
 # ------------------------------------------------------------------------ host calls
 
 HOST_JS = """async () => {

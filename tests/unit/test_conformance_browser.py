@@ -26,8 +26,6 @@ from monty_runtime.conformance.chromium import (
     ChromiumBackend,
     case_spec,
     host_script,
-    inputs_source,
-    prefixed_code,
 )
 from monty_runtime.conformance.cli import _backend_names
 from monty_runtime.conformance.corpus import parse_case
@@ -35,38 +33,6 @@ from monty_runtime.conformance.corpus import parse_case
 
 def case(obj: dict[str, Any]) -> Case:
     return parse_case({"id": 1, **obj}, "corp", "mem.json", 0)
-
-
-# -- inputs -------------------------------------------------------------------------------
-
-
-def test_inputs_source_binds_exact_values() -> None:
-    inputs = {"n": 10**20, "cfg": {"deep": [1, None, True]}, "s": 'it\'s "q" \\ \ud800'}
-    namespace: dict[str, Any] = {}
-    exec(inputs_source(inputs), namespace)
-    assert {k: namespace[k] for k in inputs} == inputs
-
-
-@pytest.mark.parametrize(
-    ("code", "ok"),
-    [
-        ("a + b", True),
-        ("# a comment\na + b", True),
-        ("x = [\n  a,\n]\nx", True),
-        ("if a:\n    b", False),
-        ("def f():\n    return a", False),
-        ("from __future__ import annotations\na", False),
-        ("a +", False),
-    ],
-)
-def test_inputs_in_front_of_the_first_line(code: str, ok: bool) -> None:
-    out = prefixed_code(code, {"a": 1, "b": [2]})
-    if not ok:
-        assert out is None
-        return
-    assert out is not None
-    assert out.startswith("a = 1; b = [2]; ")
-    assert out.count("\n") == code.count("\n"), "line numbers stay"
 
 
 # -- the host script ----------------------------------------------------------------------
@@ -110,17 +76,19 @@ def test_case_spec_labels_limits_and_inputs() -> None:
             ],
         }
     )
-    shared = case_spec(c, sandbox_runtime=False, per_call_limits=False)
+    shared = case_spec(c, per_call_limits=False)
     labels = [s["label"] for s in shared["steps"][:1]]
     labels += [s["a"]["label"] for s in shared["steps"][1:]]
     labels += [s["b"]["label"] for s in shared["steps"][1:]]
     assert labels == [label for label, _ in c.flat_steps()]
     first = shared["steps"][0]
-    assert first["code"] == "k" and first["setup"] == "k = 2\n" and "limits" not in first
+    # Inputs go as values (their wire form), the code untouched.
+    assert first["code"] == "k" and first["inputs"] == {"k": 2} and "limits" not in first
+    assert "inputs" not in shared["steps"][1]["a"]
     assert shared["steps"][1]["b"]["limits"] == {"timeout": 5}
-    sandbox = case_spec(c, sandbox_runtime=True, per_call_limits=True)
+    sandbox = case_spec(c, per_call_limits=True)
     first = sandbox["steps"][0]
-    assert first["code"] == "k = 2; k" and "setup" not in first
+    assert first["code"] == "k" and first["inputs"] == {"k": 2}
     assert first["limits"] == {"timeout": 1}, "the case's limits go with every execute"
     assert sandbox["steps"][1]["b"]["limits"] == {"timeout": 5}, "a step's limits replace them"
 
@@ -137,7 +105,9 @@ def test_planning_reuses_only_where_a_fresh_repl_is_the_same() -> None:
     assert backend._need(one).key is not None
     assert backend._need(one).key == backend._need(limited).key == backend._need(sandbox).key
     assert backend._need(typed).key not in (None, backend._need(one).key)
-    for c in (steps, busy, inputs):
+    # Inputs are an execute() option: a one-step case with inputs reuses a runtime too.
+    assert backend._need(inputs).key == backend._need(one).key
+    for c in (steps, busy):
         need = backend._need(c)
         assert need.key is None and need.spec["sandbox"] is False
     assert backend._need(limited).spec.get("limits") is None

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from monty_runtime import protocol, worker
+from monty_runtime import codec, protocol, worker
 from monty_runtime.protocol import MESSAGES, PROTOCOL_VERSION, check_message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,6 +197,28 @@ async def test_busy_bridge_rejects_overlapping_execute() -> None:
     assert hooks.of("result", 1)[0]["value"] == 3
     s.execute(3, "1 + 1")
     assert hooks.of("result", 3)[0]["value"] == 2
+
+
+async def test_execute_inputs_are_decoded_with_the_codec() -> None:
+    s, hooks = session()
+    wire = codec.dumps({"n": 10**30, "raw": b"\x00\xff", "m": {1: "one"}, "t": (1, 2)})
+    s.handle({"type": "execute", "id": 1, "code": "[n + 1, raw, m[1], t]", "inputs": wire})
+    (result,) = hooks.of("result", 1)
+    assert result["error"] is None
+    assert codec.decode(result["value"]) == [10**30 + 1, b"\x00\xff", "one", (1, 2)]
+    # Malformed inputs are rejected with the reason, and the bridge stays usable.
+    bad = {
+        2: ("[1, 2]", "TypeError", "inputs must be an object, got list"),
+        3: ('{"1x": 1}', "TypeError", "keys are Python identifiers"),
+        4: ('{"a": {"$nope": 1}}', "ValueError", "not a codec wire value: malformed tagged"),
+        5: ("{not json", "ValueError", "not a codec wire value: invalid JSON"),
+    }
+    for rid, (text, name, message) in bad.items():
+        s.handle({"type": "execute", "id": rid, "code": "1", "inputs": text})
+        (rejected,) = hooks.of("rejected", rid)
+        assert rejected["error"]["name"] == name and message in rejected["error"]["message"]
+    s.handle({"type": "execute", "id": 6, "code": "n % 7"})
+    assert hooks.of("result", 6)[0]["value"] == 10**30 % 7
 
 
 async def test_sandbox_runs_overlapping_executes_in_fresh_repls() -> None:

@@ -20,7 +20,7 @@ checks and the cross-backend comparison are the same as for the native backend.
 Runtimes.  Booting a worker (Pyodide + the wheel) costs seconds of CPU, so:
 
 * A case whose state must be its own -- several steps on a shared-mode runtime, a
-  concurrent step, ``inputs`` -- gets a fresh shared-mode ``MontyRuntime`` with the
+  concurrent step -- gets a fresh shared-mode ``MontyRuntime`` with the
   case's limits, disposed after the case.
 * A one-step case and a ``sandbox`` case get a fresh REPL on a reusable runtime:
   a sandbox-mode ``MontyRuntime`` (one worker) with the same host functions, reused by
@@ -33,11 +33,8 @@ Runtimes.  Booting a worker (Pyodide + the wheel) costs seconds of CPU, so:
 * Runtimes are booted ahead (``lookahead``), at most ``boot_concurrency`` at a time, in
   the order the runner will need them (:meth:`prepare` receives the case list).
 
-``inputs``: the JS host's ``execute()`` has no ``inputs`` option, so on a shared-mode
-runtime the names are bound by a hidden ``execute()`` just before the step (its events
-are not part of the outcome), and on a sandbox-mode runtime ``name = value; `` is put in
-front of the first line (line numbers unchanged; a case whose first line cannot take it
-fails with that reason).
+``inputs`` go to the JS host's ``execute(code, {inputs})`` as values (their codec wire
+form, decoded in the page), as natively.
 
 Every case settles: the page disposes a runtime whose case runs past the deadline, and
 the case is reported as an error with the reason.
@@ -45,7 +42,6 @@ the case is reported as an error with the reason.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import collections
 import hashlib
@@ -205,37 +201,8 @@ def host_script(case: Case) -> dict[str, Any]:
     return {"answers": answers, "delays": {k: float(v) for k, v in case.host_delays.items()}}
 
 
-def inputs_source(inputs: Mapping[str, Any]) -> str:
-    """Python source binding ``inputs`` (JSON values) to their names, one per line."""
-    return "".join(f"{name} = {value!r}\n" for name, value in inputs.items())
-
-
-def prefixed_code(code: str, inputs: Mapping[str, Any]) -> str | None:
-    """``code`` with ``name = value; `` for each input in front of its first line, or
-    ``None`` when that would change the program (a compound statement, a ``from
-    __future__`` import, code that does not compile)."""
-    if not inputs:
-        return code
-    prefix = "".join(f"{name} = {value!r}; " for name, value in inputs.items())
-    candidate = prefix + code
-    try:
-        original = ast.parse(code)
-        changed = ast.parse(candidate)
-        # The compiler's own checks too (a __future__ import must come first, ...).
-        compile(candidate, "<inputs>", "exec", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, True)
-    except (SyntaxError, ValueError):
-        return None
-    n = len(inputs)
-    rest = ast.Module(body=changed.body[n:], type_ignores=[])
-    if ast.dump(rest) != ast.dump(original):
-        return None
-    if original.body and changed.body[n].lineno != original.body[0].lineno:
-        return None
-    return candidate
-
-
 def _step_spec(
-    step: Step, label: str, *, sandbox_runtime: bool, default_limits: Mapping[str, Any] | None
+    step: Step, label: str, *, default_limits: Mapping[str, Any] | None
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {"kind": "run", "label": label, "code": step.code}
     if step.script_name is not None:
@@ -243,21 +210,12 @@ def _step_spec(
     limits = step.limits if step.limits is not None else default_limits
     if limits is not None:
         spec["limits"] = dict(limits)
-    if step.inputs:
-        if sandbox_runtime:
-            code = prefixed_code(step.code, step.inputs)
-            if code is None:
-                raise BrowserBackendError(
-                    f"{label or 'the step'}: the JS host has no execute() inputs, and they "
-                    "cannot be put in front of this code's first line on a sandbox runtime"
-                )
-            spec["code"] = code
-        else:
-            spec["setup"] = inputs_source(step.inputs)
+    if step.inputs is not None:
+        spec["inputs"] = codec.encode(dict(step.inputs))  # execute(code, {inputs})
     return spec
 
 
-def case_spec(case: Case, *, sandbox_runtime: bool, per_call_limits: bool) -> dict[str, Any]:
+def case_spec(case: Case, *, per_call_limits: bool) -> dict[str, Any]:
     """The case as the page runs it (see ``web/conformance.js``).  ``per_call_limits``:
     the runtime was created without the case's limits, so every execute gets them."""
     default = case.limits if per_call_limits else None
@@ -271,22 +229,18 @@ def case_spec(case: Case, *, sandbox_runtime: bool, per_call_limits: bool) -> di
                     "a": _step_spec(
                         a,
                         f"{step.label}a (concurrent, first)",
-                        sandbox_runtime=sandbox_runtime,
                         default_limits=default,
                     ),
                     "b": _step_spec(
                         b,
                         f"{step.label}b (concurrent, second)",
-                        sandbox_runtime=sandbox_runtime,
                         default_limits=default,
                     ),
                 }
             )
         else:
             label = step.label if case.multi_step else ""
-            steps.append(
-                _step_spec(step, label, sandbox_runtime=sandbox_runtime, default_limits=default)
-            )
+            steps.append(_step_spec(step, label, default_limits=default))
     return {"script": host_script(case), "steps": steps}
 
 
@@ -529,8 +483,7 @@ class ChromiumBackend:
         functions = _functions(case)
         if not self.fresh_runtimes:
             one_step = len(case.steps) == 1 and case.steps[0].concurrent is None
-            inputs = any(s.inputs for s in case.steps)
-            if case.sandbox or (one_step and not inputs):
+            if case.sandbox or one_step:
                 spec = {"functions": functions, "sandbox": True, "poolSize": 1}
                 return _Need(json.dumps(spec, sort_keys=True), spec)
         spec = {
@@ -686,11 +639,7 @@ class ChromiumBackend:
                     f"the runtime did not boot: {err.get('type')}: {err.get('message')}"
                     + self._recent_console()
                 )
-            spec = case_spec(
-                case,
-                sandbox_runtime=bool(rt.need.spec.get("sandbox")),
-                per_call_limits=reusable,
-            )
+            spec = case_spec(case, per_call_limits=reusable)
             deadline = self._deadline if self._deadline is not None else DEFAULT_CASE_DEADLINE
             # The runner's timeout counts the wait for the boot too: settle before it.
             deadline = max(1.0, deadline - (time.perf_counter() - started))
