@@ -306,7 +306,10 @@ class Execution:
         self.finished = False  # the code stopped (set in the code's thread)
         self.completed = False  # the result was delivered (host side)
         self.abandoned = False  # given up on (session lost / disposed): drop its output
-        self.lock = threading.Lock()
+        # Re-entrant: in a worker, the control channel's signal handler runs on the one
+        # thread, between any two bytecodes -- also inside a ``with ex.lock`` block, and
+        # then calls ``interrupt()``.  A plain Lock would deadlock the worker there.
+        self.lock = threading.RLock()
         self.thread_id: int | None = None
         self.blocking: Any = None  # a host call the code is blocked on (native)
         self.interrupt_exc: type[BaseException] | None = None
@@ -622,7 +625,10 @@ class PlatformBridge:
                 exc = ex.interrupt_exc()
             error = repl.script_error(exc)
             if error.type == "TimeoutError" and not error.message:
-                message = f"execution exceeded timeout={ex.limits.timeout}s"
+                # The page's deadline (control channel) may be the only one there is.
+                timeout = ex.limits.timeout
+                message = ("execution exceeded its timeout" if timeout is None
+                           else f"execution exceeded timeout={timeout}s")
                 error = ScriptError(
                     error.type, message, error.traceback.rstrip() + " " + message + "\n",
                     error.lineno, error.filename,

@@ -133,6 +133,36 @@ def test_timeout_of_a_cpu_bound_loop(rpage: Any) -> None:
     assert out["again"]["result"]["value"] == 8
 
 
+def test_timeouts_of_awaiting_code_stay_soft_on_new_runtimes(rpage: Any) -> None:
+    """Awaiting code is stopped at its timeout, the REPL kept, every time, on runtimes
+    that restored the snapshot.  The page's deadline (control channel) and the worker's
+    own timer fire at the same moment here; a signal that landed while the worker held
+    the execution's lock used to block the worker for good (the deterministic check is
+    the unit test ``test_a_timeout_landing_while_the_execution_lock_is_held...``)."""
+    out = evaluate(rpage, """async () => {
+      const results = [];
+      for (let i = 0; i < 10; i++) {
+        const rt = await M.MontyRuntime.create();
+        await H.run(rt, "import asyncio\\nawait asyncio.sleep(0.1)\\n1", { limits: { timeout: 5 } });
+        // A long grace: a stuck worker shows as a result that did not come in time.
+        const h = rt.execute("kept = 1\\nimport asyncio\\nawait asyncio.sleep(30)",
+                             { limits: { timeout: 0.2, grace: 30 } });
+        const late = new Promise((r) => setTimeout(() => r("late"), 3000));
+        const res = await Promise.race([H.settle(h.result), late]);
+        const kept = res === "late" ? null : await H.settle(rt.execute("kept").result);
+        results.push({ res, kept });
+        rt.dispose();
+      }
+      return results;
+    }""", timeout_s=180)
+    for r in out:
+        assert r["res"] != "late", "the timeout did not stop awaiting code within 3 s"
+        res = r["res"]["result"]
+        assert res["error"]["type"] == "TimeoutError", res
+        assert res["sessionLost"] is False and res["error"]["lineno"] == 3, res
+        assert r["kept"]["result"]["value"] == 1
+
+
 def test_timeout_of_code_that_cannot_be_interrupted_replaces_the_worker(rpage: Any) -> None:
     """time.sleep blocks Pyodide's thread in both modes: the hard path."""
     out = evaluate(rpage, """async () => {

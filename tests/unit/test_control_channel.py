@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -243,6 +244,38 @@ async def test_interrupt_of_an_awaiting_execution_pairs_ring_and_message() -> No
     assert hooks.of("result", 2)[0]["error"]["type"] == "KeyboardInterrupt"
     s.execute(3, "kept")
     assert hooks.of("result", 3)[0]["value"] == 1
+
+
+async def test_a_timeout_landing_while_the_execution_lock_is_held_does_not_deadlock() -> None:
+    """The signal handler runs on the worker's one thread between any two bytecodes,
+    also inside ``with ex.lock`` (the runtime's own timeout firing at the same moment
+    as the page's), and then interrupts the execution, which takes that lock.  It must
+    get it: a plain Lock left the worker blocked for good (found in Chromium)."""
+    s, hooks = make_session()
+    s.execute(1, "import asyncio\nawait asyncio.sleep(5)", {"timeout": 30})
+    await asyncio.sleep(0.01)  # the code is in its sleep now
+    bridge = s.running[1]
+    ex = bridge.current
+    assert ex is not None and s.control is not None
+    control = s.control
+    done = threading.Event()
+
+    def signal_inside_the_lock() -> None:
+        with ex.lock:  # the interrupted frame holds it...
+            hooks.ring += [KIND_TIMEOUT, 1]
+            control.tick()  # ...and the handler interrupts the execution
+        done.set()
+
+    # On its own thread so that a deadlock fails this test instead of hanging the run;
+    # the lock is taken and re-taken on that one thread, as in the worker.
+    t = threading.Thread(target=signal_inside_the_lock, daemon=True)
+    t.start()
+    t.join(5)
+    assert done.is_set(), "the handler deadlocked on the execution's lock"
+    await until(lambda: hooks.of("result", 1))
+    err = hooks.of("result", 1)[0]["error"]
+    assert err["type"] == "TimeoutError" and err["lineno"] == 2, err
+    assert err["message"] == "execution exceeded timeout=30s"
 
 
 def _frame(filename: str) -> Any:
