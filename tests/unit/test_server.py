@@ -305,6 +305,12 @@ def test_port_zero_picks_a_free_port(web_root: Path) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
+def _default_sigint() -> None:
+    # As from a terminal: a test run started in the background (``cmd &``) inherits an
+    # ignored SIGINT, and Python then installs no KeyboardInterrupt handler at all.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _serve_cli(*args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen(
@@ -314,6 +320,7 @@ def _serve_cli(*args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=_default_sigint,
     )
 
 
