@@ -32,13 +32,11 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from _common import load_module as _load  # type: ignore[import-not-found]
-from _common import summarize
+from _common import PROJECT_ROOT, summarize  # type: ignore[import-not-found]
+from _common import load_module as _load
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PAGE = "index.html?autostart=0"
 
 #: Targets (median, ms).

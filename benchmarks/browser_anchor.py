@@ -13,31 +13,14 @@ benchmark scripts.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
-import sys
 import time
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from _common import summarize  # type: ignore[import-not-found]
+from _common import PROJECT_ROOT, load_module, summarize  # type: ignore[import-not-found]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PAGE = "boot-check.html?autostart=0&mode=bare"
-
-
-def load_playwright_config() -> ModuleType:
-    name = "monty_playwright_config"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, PROJECT_ROOT / "playwright.config.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _boot(page: Any) -> dict[str, Any]:
@@ -69,7 +52,7 @@ def measure_anchor(
 
     if boots < 1 or round_trips < 1:
         raise ValueError("boots and round_trips must be at least 1")
-    config = load_playwright_config()
+    config = load_module("monty_playwright_config", PROJECT_ROOT / "playwright.config.py")
     last: dict[str, Any] = {}
     server = None
     pw_manager = None

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from worker_hooks import FakeHooks
 
 from monty_runtime import _control, worker
 from monty_runtime._control import (
@@ -32,48 +33,8 @@ from monty_runtime.repl import OutputCapture
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Hooks:
-    """worker.js as seen by Python, with a control ring the test fills."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.pending: dict[int, asyncio.Future[str]] = {}
-        self.ring: list[int] = []
-        self.rearmed = 0
-        self.reads = 0
-
-    def post(self, text: str) -> None:
-        message = json.loads(text)
-        self.sent.extend(message if isinstance(message, list) else [message])
-
-    def promise(self, call_id: int) -> asyncio.Future[str]:
-        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.pending[call_id] = fut
-        return fut
-
-    def settle(self, call_id: int, text: str) -> None:
-        fut = self.pending.pop(call_id, None)
-        if fut is not None and not fut.done():
-            fut.set_result(text)
-
-    def waitSync(self) -> str:  # pragma: no cover - not used here
-        raise AssertionError("no sync calls in these tests")
-
-    def control(self, rearm: bool = False) -> str:
-        if rearm:
-            self.rearmed += 1
-            return ""
-        self.reads += 1
-        text = ",".join(map(str, self.ring))
-        self.ring.clear()
-        return text
-
-    def of(self, kind: str, rid: Any = None) -> list[dict[str, Any]]:
-        return [m for m in self.sent if m["type"] == kind and (rid is None or m.get("id") == rid)]
-
-
-def make_session(**config: Any) -> tuple[worker.WorkerSession, Hooks]:
-    hooks = Hooks()
+def make_session(**config: Any) -> tuple[worker.WorkerSession, FakeHooks]:
+    hooks = FakeHooks()
     base = {"version": PROTOCOL_VERSION, "functions": [
         {"name": "wait", "description": "", "parameters": None}], "sandbox": False,
         "limits": None, "sync": "none", "control": True}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from worker_hooks import FakeHooks
 
 from monty_runtime import codec, protocol, worker
 from monty_runtime.protocol import MESSAGES, PROTOCOL_VERSION, check_message
@@ -88,47 +89,6 @@ def test_check_message() -> None:
 
 
 # ---------------------------------------------------------------- the worker, in CPython
-
-
-class FakeHooks:
-    """What worker.js gives Python, with a scripted page behind it."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.pending: dict[int, asyncio.Future[str]] = {}
-        self.sync_answers: list[str] = []
-
-    def post(self, text: str) -> None:
-        message = json.loads(text)
-        if isinstance(message, list):  # a batch
-            assert len(message) > 1
-            self.sent.extend(message)
-        else:
-            self.sent.append(message)
-
-    def promise(self, call_id: int) -> asyncio.Future[str]:
-        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.pending[call_id] = fut
-        return fut
-
-    def settle(self, call_id: int, text: str) -> None:
-        fut = self.pending.pop(call_id, None)
-        if fut is not None and not fut.done():
-            fut.set_result(text)
-
-    def waitSync(self) -> str:
-        return self.sync_answers.pop(0)
-
-    def answer(self, call_id: int, value: Any = None, error: dict[str, str] | None = None) -> None:
-        msg: dict[str, Any] = {"type": "host_result", "id": call_id, "ok": error is None}
-        if error is None:
-            msg["value"] = value
-        else:
-            msg["error"] = error
-        self.settle(call_id, json.dumps(msg))
-
-    def of(self, kind: str, rid: Any = None) -> list[dict[str, Any]]:
-        return [m for m in self.sent if m["type"] == kind and (rid is None or m.get("id") == rid)]
 
 
 FUNCTIONS = [
