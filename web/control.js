@@ -5,7 +5,7 @@
  *   writes (kind, request id) entries into a ring and SIGNUM into Pyodide's interrupt
  *   buffer; Python's signal handler runs between two bytecodes, even in a tight loop,
  *   and answers (src/monty_runtime/_control.py). Used for interrupts, soft timeouts,
- *   the busy check of an execute that reaches a running worker, and periodic ticks
+ *   and periodic ticks
  *   (print flushing, heartbeat).
  * - watchLock(): the worker holds a Web Lock for its whole life; the page waits for the
  *   same lock and hears of the worker's death at once, even a silent one
@@ -52,7 +52,7 @@ export class ControlChannel {
 
   /**
    * Queue a request for the worker's signal handler and signal it.
-   * @param {number} kind CONTROL.EXECUTE, INTERRUPT or TIMEOUT
+   * @param {number} kind CONTROL.INTERRUPT or TIMEOUT
    * @param {number} id the page's request id
    * @returns {boolean} false when the ring is full (the request is not sent)
    */

@@ -133,6 +133,14 @@ export interface CreateOptions {
    * limited); the calls in flight are not affected.
    */
   maxMessageBytes?: number;
+  /**
+   * An execute sent to a worker on which nothing else of this runtime runs must be
+   * started (its `run_started` arrives) within this many ms; otherwise code of an
+   * earlier execution is still running there (it forged its result, ignores signals,
+   * or a background callback spins), the worker is replaced and the execution runs on
+   * a fresh one from the start (its result says `sessionLost`). Default 2000; 0: off.
+   */
+  ackTimeoutMs?: number;
 }
 
 /** One step of a worker's boot, in order. */

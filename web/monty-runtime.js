@@ -14,11 +14,10 @@
  * ```
  *
  * The contract is the Python bridge's, unchanged: one `execute()` per runtime at a
- * time; an `execute()` that reaches a runtime still running an earlier one rejects its
- * `result` with `StateError("Bridge is already executing")` (the check is made by the
- * Python bridge inside the worker, within milliseconds even while it runs a tight loop
- * when the page is cross-origin isolated; otherwise the page refuses it from its own
- * record of the execution in flight). The runtime does not queue. `sandbox: true`
+ * time; an `execute()` made while an earlier one of the same runtime has not yet
+ * delivered its result rejects its `result` with `StateError("Bridge is already
+ * executing")` at once, whatever the timing, and its code is never sent (the page
+ * decides: BusyGuard). The runtime does not queue. `sandbox: true`
  * spreads executions over a pool of workers, each in a fresh REPL, so parallel calls
  * work and no state persists.
  *
@@ -41,7 +40,7 @@ import {
   Supervisor, checkWorkerMessage, locksAvailable, messageLimitFor, newLockName, parseWorkerData,
   watchLock,
 } from "./control.js";
-import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER } from "./protocol.js";
+import { PROTOCOL_VERSION, SYNC_BUFFER } from "./protocol.js";
 import { bootPlan, bootReport, offerSnapshot, planFields, poolFor, settlePlan } from "./pool.js";
 import { clearSnapshots } from "./snapshot.js";
 
@@ -50,6 +49,12 @@ export const MAX_CODE_BYTES = 1_000_000;
 
 const DISPOSED_MESSAGE = "MontyRuntime has been disposed";
 const DEFAULT_BOOT_TIMEOUT_MS = 120_000;
+/** How long an idle worker may take to start an execute before it is replaced (ms). */
+const DEFAULT_ACK_TIMEOUT_MS = 2_000;
+/** Extra wait when the page itself was too busy to check the acknowledgement in time. */
+const ACK_SLACK_MS = 250;
+/** How many times one execution may be moved to a fresh worker before it fails. */
+const MAX_MOVES = 2;
 const LIMIT_KEYS = {
   timeout: "timeout",
   grace: "grace",
@@ -204,7 +209,12 @@ function normalizeFailureOptions(options, limits) {
   if (maxMessageBytes != null && !(typeof maxMessageBytes === "number" && maxMessageBytes > 0)) {
     throw new TypeError("maxMessageBytes must be a positive number");
   }
+  const { ackTimeoutMs } = options;
+  if (ackTimeoutMs != null && !(typeof ackTimeoutMs === "number" && ackTimeoutMs >= 0)) {
+    throw new TypeError("ackTimeoutMs must be a non-negative number");
+  }
   return {
+    ackTimeoutMs: ackTimeoutMs ?? DEFAULT_ACK_TIMEOUT_MS,
     heartbeatTimeoutMs: heartbeatTimeoutMs ?? null,
     lockWatch: lockWatch ?? true,
     maxMessageBytes: maxMessageBytes ?? messageLimitFor(limits),
@@ -404,6 +414,11 @@ class ExecutionHandle {
     this._interrupted = false;
     this._postedAt = performance.now();
     this._output = { stdout: [], stderr: [] }; // for a result the page has to write itself
+    this._message = null; // the execute message, kept to re-post it on a fresh worker
+    this._acked = false; // the worker has spoken for it (run_started, a host call)
+    this._ackTimer = null;
+    this._moves = 0; // times it was moved to a fresh worker before it started
+    this._onSettle = null; // the runtime's busy guard lets go here
   }
 
   /** Raise KeyboardInterrupt in this execution's code, if it is still running. */
@@ -413,6 +428,7 @@ class ExecutionHandle {
 
   _event(event) {
     if (this._settled) return;
+    this._ack();
     if (event.type === "run_started" && typeof event.execution_id === "string") {
       this.executionId = event.execution_id;
     } else if (event.type === "print") {
@@ -421,9 +437,23 @@ class ExecutionHandle {
     this.events._push(event);
   }
 
+  /** The worker started this execution (its first event or host call arrived). */
+  _ack() {
+    this._acked = true;
+    if (this._ackTimer !== null) {
+      clearTimeout(this._ackTimer);
+      this._ackTimer = null;
+    }
+  }
+
   _finish(result, error) {
     if (this._settled) return;
     this._settled = true;
+    // Released before the result is delivered: code awaiting it may execute at once.
+    const onSettle = this._onSettle;
+    this._onSettle = null;
+    onSettle?.(this);
+    if (this._ackTimer !== null) clearTimeout(this._ackTimer);
     if (this._timer !== null) clearTimeout(this._timer);
     for (const timer of this._timers) clearTimeout(timer);
     this._timers.length = 0;
@@ -446,6 +476,44 @@ class ExecutionHandle {
  * @property {string} executionId
  * @property {number} durationMs
  */
+
+// ------------------------------------------------------------------------ busy guard
+
+/**
+ * "One execution at a time" for a shared runtime, decided by the page alone.
+ *
+ * `acquire(handle)` is false while another execution of the runtime has not delivered
+ * its result: from the moment `execute()` accepted it, through booting, running, host
+ * calls, interrupts and timeouts, until its `result` settles (the guard lets go in
+ * ExecutionHandle#_finish, just before the result is delivered, so code that awaits
+ * the result may execute at once). The refused call gets
+ * StateError("Bridge is already executing") and its code is never sent.
+ *
+ * Why the page and not the worker's Python bridge: the page sees every `execute()` in
+ * the order the caller made them and knows what it sent and what came back, whereas a
+ * worker hears of a second execute only after it has read the first (a message waits
+ * in its queue while it runs), and everything in the worker -- the bridge's flag
+ * included -- can be rewritten by the code it runs. The bridge keeps its own guard
+ * (natively it is the only one); the page never sends it a second execute, and a
+ * worker that refuses one as busy when the page knew of nothing running is replaced
+ * (WorkerHost#_move).
+ */
+class BusyGuard {
+  constructor() {
+    /** @type {ExecutionHandle | null} */
+    this.holder = null;
+  }
+
+  /** @param {ExecutionHandle} handle @returns {boolean} */
+  acquire(handle) {
+    if (this.holder !== null) return false;
+    this.holder = handle;
+    handle._onSettle = (h) => {
+      if (this.holder === h) this.holder = null;
+    };
+    return true;
+  }
+}
 
 // ----------------------------------------------------------------------------- worker
 
@@ -641,10 +709,9 @@ class WorkerHost {
   }
 
   /**
-   * Post an execute for `handle` (now, or once booted). On a shared-mode worker that
-   * runs another execution, the Python bridge refuses it: through the control channel
-   * at once, even mid-loop (cross-origin isolated); otherwise the page refuses it
-   * itself, from its own record, with the same StateError.
+   * Post an execute for `handle` (now, or once booted). Whether the runtime is busy
+   * was decided by MontyRuntime#execute before this (the page's BusyGuard); nothing
+   * the worker says or writes can change that decision.
    */
   send(handle, message) {
     handle._host = this;
@@ -652,36 +719,78 @@ class WorkerHost {
     handle._limits = limits;
     if (message.type === "execute") {
       handle._execute = true;
-      if (!this.runtime._options.sandbox && this._inFlight() !== null) {
-        const viaPython = this.control !== null && this.state === "ready" && !this.syncCallPending() &&
-          this.control.request(CONTROL.EXECUTE, handle.id);
-        if (!viaPython) {
-          handle._finish(null, new StateError(BUSY_MESSAGE, "busy"));
-          return;
-        }
-      }
+      handle._message = message;
     }
     this.pending.set(handle.id, handle);
     if (this.state === "ready") {
-      this.worker.postMessage(message);
-      if (handle._execute) this.supervisor.posted(handle, limits);
+      this._post(handle, message, limits);
       return;
     }
     this._boot.then(
       () => {
-        if (this.state === "ready" && this.pending.get(handle.id) === handle) {
-          this.worker.postMessage(message);
-          if (handle._execute) this.supervisor.posted(handle, limits);
-        }
+        if (this.state === "ready" && this.pending.get(handle.id) === handle) this._post(handle, message, limits);
       },
       () => {}, // _bootFailed already rejected it
     );
   }
 
-  /** The execution in flight on this worker (the first, in sandbox mode), if any. */
-  _inFlight() {
-    for (const handle of this.pending.values()) if (handle._execute) return handle;
-    return null;
+  _post(handle, message, limits) {
+    this.worker.postMessage(message);
+    if (!handle._execute) return;
+    this.supervisor.posted(handle, limits);
+    this._armAck(handle, this.runtime._options.ackTimeoutMs);
+  }
+
+  /**
+   * An idle worker starts an execute within milliseconds. One that does not (code of
+   * an earlier execution still runs after its result: a forged result, ignored
+   * signals, a background callback) is replaced, and the execution moved to a fresh
+   * worker before any of it ran (`_move`). Only when nothing else of this runtime is
+   * in flight on the worker, which then has no reason to be slow. The deadline counts
+   * the page's own time: a page whose main thread was blocked waits a little more, so
+   * that an acknowledgement already queued is read first.
+   */
+  _armAck(handle, ms) {
+    if (!(ms > 0) || handle._acked) return;
+    for (const other of this.pending.values()) if (other !== handle && other._execute) return;
+    const due = performance.now() + ms;
+    handle._ackTimer = setTimeout(() => {
+      handle._ackTimer = null;
+      if (handle._settled || handle._acked || this.pending.get(handle.id) !== handle || this.state !== "ready") return;
+      if (handle._interrupted) return; // the interrupt's own deadline ends it (Supervisor)
+      const late = performance.now() - due;
+      if (late > ACK_SLACK_MS) {
+        this._armAck(handle, ACK_SLACK_MS);
+        return;
+      }
+      this._move(handle, `the worker did not start the execution within ${ms} ms of being sent it, ` +
+        "though nothing else of this runtime was running on it (code of an earlier execution is still running)");
+    }, ms);
+  }
+
+  /**
+   * The worker cannot run `handle` (see _armAck, or it refused it as busy while the
+   * page knew of nothing running): terminate it, and post the execution to a fresh
+   * worker, where it runs from the start (nothing of it ran here: the worker never
+   * acknowledged it, so no host function was called for it). Its result says
+   * `sessionLost` in shared mode. Anything else in flight on this worker rejects with
+   * WorkerCrashed.
+   */
+  _move(handle, reason) {
+    if (this.state === "dead") return;
+    this.pending.delete(handle.id);
+    console.warn(`[monty-runtime ${this.label}] replacing the worker: ${reason}`);
+    this.kill(new WorkerCrashed(`the worker was replaced: ${reason}`));
+    this.runtime._hostDied(this, true);
+    if (handle._settled) return;
+    if (++handle._moves > MAX_MOVES || this.runtime._disposed) {
+      handle._finish(null, new WorkerCrashed(`the execution could not be started: ${reason}`));
+      return;
+    }
+    for (const timer of handle._timers) clearTimeout(timer);
+    handle._timers.length = 0;
+    handle._interrupted = false;
+    this.runtime._pick().send(handle, handle._message);
   }
 
   /** True while the worker is blocked in Atomics.wait on a synchronous host call. */
@@ -827,6 +936,13 @@ class WorkerHost {
           this.runtime._orphanRejection(msg);
           return;
         }
+        if (handle._execute && !handle._acked && msg.error.name === "StateError" &&
+            (msg.error.reason ?? "busy") === "busy") {
+          // The page sent it because nothing of this runtime was running here: the
+          // worker is still running code whose result was already delivered.
+          this._move(handle, "the worker refused the execution as busy while the page knew of nothing running on it");
+          return;
+        }
         this.pending.delete(msg.id);
         this.interruptedSync.delete(msg.id);
         handle._finish(null, errorFromWorker(msg.error));
@@ -947,6 +1063,7 @@ class WorkerHost {
       return;
     }
     this.calls.set(id, { execution: msg.execution, sync });
+    this.pending.get(msg.execution)?._ack();
     const entry = typeof name === "string" ? this.runtime._functions.get(name) : undefined;
     if (!this.pending.has(msg.execution) || entry === undefined) {
       reply({
@@ -1060,6 +1177,9 @@ function arrange(names, args, kwargs) {
  *   lock watch, else 5000 when cross-origin isolated, else 0)
  * @property {number} [maxMessageBytes] largest worker message accepted (characters of
  *   JSON text; default from the limits, at least 16 MiB); larger ones are refused
+ * @property {number} [ackTimeoutMs] an idle worker that has not started an execution
+ *   this many ms after it was sent is replaced, and the execution runs on a fresh
+ *   worker (`sessionLost`); default 2000, 0: off
  */
 
 const SNAPSHOT_MODES = [true, false, "memory"];
@@ -1184,6 +1304,7 @@ export class MontyRuntime {
     this._listeners = new Set();
     this._sessionLost = false;
     this._protocolErrors = 0; // worker messages refused (control.js checkWorkerMessage)
+    this._guard = new BusyGuard();
     this._first = this._spawn().ready;
   }
 
@@ -1288,6 +1409,11 @@ export class MontyRuntime {
       if (options.inputs != null) message.inputs = encodeInputs(options.inputs);
     }
     const handle = new ExecutionHandle(message.id, this);
+    if (!this._options.sandbox && !this._guard.acquire(handle)) {
+      // Refused before anything is sent: the code never reaches the worker.
+      handle._finish(null, new StateError(BUSY_MESSAGE, "busy"));
+      return handle;
+    }
     const host = this._pick();
     if (message.limits != null && !this._options.maxMessageFixed) {
       host.maxMessageChars = Math.max(host.maxMessageChars, messageLimitFor(message.limits));

@@ -110,9 +110,8 @@ export const CONTROL = Object.freeze({
   BYTES: (8 + 2 * 64) * 4,
   /** The signal number that means "read the ring" (SIGUSR1). */
   SIGNUM: 10,
-  /** Kinds: an execute is on its way (refuse it now if busy) ... */
-  EXECUTE: 1,
-  /** ... raise KeyboardInterrupt in that request's code ... */
+  /** Kinds (1 is retired: the page decides "busy" itself): raise KeyboardInterrupt in
+   * that request's code ... */
   INTERRUPT: 2,
   /** ... raise TimeoutError in it. */
   TIMEOUT: 3,

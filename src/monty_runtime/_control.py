@@ -11,9 +11,6 @@ reads no messages.  When the page is cross-origin isolated it reaches the code a
   Between two bytecodes Python then runs :meth:`Control.on_signal`, which reads the
   ring (``hooks.control()`` in ``worker.js``, which also counts a heartbeat) and acts:
 
-  ``EXECUTE``    an ``execute`` for this request id is on its way: if the bridge is
-                 busy, refuse it now, with the bridge's own ``StateError`` (the
-                 ``execute`` message, read when the worker is free again, is dropped);
   ``INTERRUPT``  raise ``KeyboardInterrupt`` in that request's running code;
   ``TIMEOUT``    raise ``ExecutionTimeout`` (reported as ``TimeoutError``) in it;
 
@@ -38,7 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .bridge import Execution, current_execution
-from .errors import ExecutionTimeout, StateError
+from .errors import ExecutionTimeout
 from .events import Print
 from .repl import _is_internal
 
@@ -48,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = [
     "FLUSH_CHARS",
     "FLUSH_SECONDS",
-    "KIND_EXECUTE",
     "KIND_INTERRUPT",
     "KIND_TIMEOUT",
     "SIGNUM",
@@ -58,7 +54,8 @@ __all__ = [
 
 #: The signal number the page writes into the interrupt buffer: "read the ring".
 SIGNUM = 10  # SIGUSR1; Pyodide ignores it unless a handler is installed
-KIND_EXECUTE = 1
+# Kind 1 was "an execute is on its way, refuse it if busy": the page decides that
+# alone now (web/monty-runtime.js BusyGuard), so the kind is retired, not reused.
 KIND_INTERRUPT = 2
 KIND_TIMEOUT = 3
 
@@ -66,9 +63,6 @@ KIND_TIMEOUT = 3
 FLUSH_SECONDS = 0.016
 #: ... or when this many characters are held.
 FLUSH_CHARS = 65536
-
-#: How many recently started request ids are remembered (to ignore late EXECUTE probes).
-_SEEN_MAX = 1024
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _clock = time.monotonic
@@ -171,8 +165,6 @@ class Control:
     def __init__(self, session: WorkerSession, read: Callable[..., Any]) -> None:
         self.session = session
         self._read = read
-        self._answered: set[Any] = set()  # request ids refused through the ring
-        self._seen: dict[Any, None] = {}  # request ids whose execute was handled
         self._requests: dict[Any, list[int]] = {}  # rid -> [ring, message] interrupts
         self._stops: dict[Any, type[BaseException]] = {}  # to raise from a user frame
         self.ticks = 0
@@ -207,9 +199,7 @@ class Control:
             except ValueError:
                 numbers = []
             for kind, rid in zip(numbers[::2], numbers[1::2], strict=False):
-                if kind == KIND_EXECUTE:
-                    self.probe(rid)
-                elif kind == KIND_INTERRUPT:
+                if kind == KIND_INTERRUPT:
                     self.interrupt(rid, ring=True)
                 elif kind == KIND_TIMEOUT:
                     self.stop(rid, ExecutionTimeout)
@@ -221,35 +211,6 @@ class Control:
         return exc
 
     # -- requests -----------------------------------------------------------------------
-
-    def admit(self, rid: Any) -> bool:
-        """Called when the ``execute`` message of ``rid`` is handled: False when the
-        request was already refused through the ring (drop the message)."""
-        if rid in self._answered:
-            self._answered.discard(rid)
-            return False
-        seen = self._seen
-        seen[rid] = None
-        if len(seen) > _SEEN_MAX:
-            del seen[next(iter(seen))]
-        return True
-
-    def probe(self, rid: Any) -> None:
-        """An ``execute`` of ``rid`` is on its way: refuse it now if the bridge is busy
-        (the same check, and the same error, as ``PlatformBridge.execute``)."""
-        session = self.session
-        bridge = session.bridge
-        if session.sandbox or session.disposed or bridge is None:
-            return
-        if rid in self._seen or rid in self._answered:
-            return
-        try:
-            bridge.check_ready()
-        except StateError as exc:
-            self._answered.add(rid)
-            if len(self._answered) > _SEEN_MAX:  # never admitted: forget the oldest
-                self._answered.discard(min(self._answered))
-            session.reject(rid, "StateError", str(exc), exc.reason)
 
     def interrupt(self, rid: Any, ring: bool) -> None:
         """One half of an interrupt of request ``rid`` (a ring entry, or an

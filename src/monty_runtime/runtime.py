@@ -302,6 +302,10 @@ class MontyRuntime:
         if self._disposed:
             raise StateError(DISPOSED_MESSAGE, "disposed")
         check_code(code)
+        if not self.sandbox and self._bridge is not None:
+            # Busy first, whoever calls (a sync host function runs off the loop): the
+            # bridge takes its guard atomically below; this only picks the message.
+            self._bridge.check_ready()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

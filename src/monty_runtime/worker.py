@@ -541,8 +541,6 @@ class WorkerSession:
     def _execute(self, rid: Any, code: Any, limits: Any, script_name: Any, inputs: Any) -> None:
         control = self.control
         if control is not None:
-            if not control.admit(rid):
-                return  # already refused (busy) through the control channel
             control.install()
         if self.disposed:
             raise StateError("Bridge has been disposed", "disposed")

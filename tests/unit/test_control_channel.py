@@ -18,7 +18,6 @@ from worker_hooks import FakeHooks
 
 from monty_runtime import _control, worker
 from monty_runtime._control import (
-    KIND_EXECUTE,
     KIND_INTERRUPT,
     KIND_TIMEOUT,
     SIGNUM,
@@ -62,8 +61,8 @@ def test_constants_match_protocol_js() -> None:
     )
     control = json.loads(out.stdout)
     assert control["SIGNUM"] == SIGNUM
-    assert (control["EXECUTE"], control["INTERRUPT"], control["TIMEOUT"]) == (
-        KIND_EXECUTE, KIND_INTERRUPT, KIND_TIMEOUT)
+    assert (control["INTERRUPT"], control["TIMEOUT"]) == (KIND_INTERRUPT, KIND_TIMEOUT)
+    assert "EXECUTE" not in control, "the page decides busy; kind 1 is retired"
     assert control["SIGNAL"] == 0, "Pyodide reads the interrupt buffer's first word"
     assert control["BYTES"] == (control["RING"] + 2 * control["SLOTS"]) * 4
     assert len({control[k] for k in ("SIGNAL", "WRITE", "READ", "BEAT")}) == 4
@@ -164,33 +163,15 @@ def test_unfinished_lines_stream_in_linear_time() -> None:
 # ------------------------------------------------------------------ busy and interrupt
 
 
-async def test_probe_refuses_a_busy_request_once() -> None:
+async def test_a_retired_execute_probe_in_the_ring_is_ignored() -> None:
     s, hooks = make_session()
-    s.execute(1, "import asyncio\nawait asyncio.sleep(0.2)\n'one'")
+    s.execute(1, "import asyncio\nawait asyncio.sleep(0.05)\n'one'")
     assert s.control is not None
-    hooks.ring += [KIND_EXECUTE, 2, KIND_EXECUTE, 1]  # 1 is the running one: ignored
+    hooks.ring += [1, 2]  # kind 1 (the old busy probe): nothing to do
     s.control.tick()
-    (rejected,) = hooks.of("rejected")
-    assert rejected["id"] == 2
-    assert rejected["error"] == {"name": "StateError", "message": "Bridge is already executing",
-                                 "reason": "busy"}
-    s.execute(2, "'two'")  # the execute message itself, read later: dropped
-    assert len(hooks.of("rejected")) == 1 and not hooks.of("result", 2)
-    await until(lambda: hooks.of("result", 1))
-    hooks.ring += [KIND_EXECUTE, 3]  # not busy: nothing to say
-    s.control.tick()
-    s.execute(3, "'three'")
-    assert hooks.of("result", 3)[0]["value"] == "three"
-    hooks.ring += [KIND_EXECUTE, 3]  # a late probe of a request already run: ignored
-    s.control.tick()
-    assert len(hooks.of("rejected")) == 1
-
-
-def test_sandbox_sessions_never_refuse() -> None:
-    s, hooks = make_session(sandbox=True)
-    assert s.control is not None
-    s.control.probe(5)
     assert not hooks.of("rejected")
+    await until(lambda: hooks.of("result", 1))
+    assert hooks.of("result", 1)[0]["value"] == "one"
 
 
 async def test_interrupt_of_an_awaiting_execution_pairs_ring_and_message() -> None:
