@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _build(project: Path | None, force: bool) -> int:
-    from monty_runtime._build import BuildError, build
+    from monty_dev.build import BuildError, build
 
     try:
         build(project, force=force)
@@ -91,7 +91,7 @@ def _build(project: Path | None, force: bool) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from monty_runtime._build import BuildError, find_project_root
+    from monty_dev.build import BuildError, find_project_root
     from monty_runtime._server import ServerError, serve_forever
 
     root: Path | None = args.root
@@ -135,7 +135,7 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "conformance":
-        from monty_runtime.conformance import main as conformance_main
+        from monty_dev.conformance import main as conformance_main
 
         return conformance_main(argv[1:])
     parser = _parser()

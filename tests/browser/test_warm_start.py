@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from runtime_page import HELPERS_JS, evaluate, open_runtime_page
 
-from monty_runtime.conformance.corpus import find_ladder, load_corpus
+from monty_dev.conformance.corpus import find_ladder, load_corpus
 
 BOOT_S = 180
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monty_runtime.conformance import (
+from monty_dev.conformance import (
     CaseResult,
     Report,
     default_corpora,

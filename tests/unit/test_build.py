@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from monty_runtime import _build
-from monty_runtime._build import BuildError, BuildResult, build, find_build_python
+from monty_dev import build as _build
+from monty_dev.build import BuildError, BuildResult, build, find_build_python
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DIST = PROJECT_ROOT / "web" / "dist"

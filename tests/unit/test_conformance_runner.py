@@ -13,7 +13,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from monty_runtime.conformance import (
+from monty_dev.conformance import (
     BackendUnavailable,
     Case,
     CaseOutcome,
@@ -33,9 +33,9 @@ from monty_runtime.conformance import (
     run_cases,
     select_cases,
 )
-from monty_runtime.conformance import backends as backends_module
-from monty_runtime.conformance.check import json_equal, traceback_frames, wire_to_plain
-from monty_runtime.conformance.corpus import CASE_FIELDS, STEP_FIELDS
+from monty_dev.conformance import backends as backends_module
+from monty_dev.conformance.check import json_equal, traceback_frames, wire_to_plain
+from monty_dev.conformance.corpus import CASE_FIELDS, STEP_FIELDS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "conformance.md"
 SUMMARY = re.compile(r"native: (\d+) passed, (\d+) failed, (\d+) expected differences")
@@ -617,8 +617,8 @@ def test_summary_line_per_backend_is_the_last_output(tmp_path: Path) -> None:
 
 
 def test_chromium_unavailable_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from monty_runtime.conformance import chromium
-    from monty_runtime.conformance.corpus import find_repo_root
+    from monty_dev.conformance import chromium
+    from monty_dev.conformance.corpus import find_repo_root
 
     root = find_repo_root()
     assert root is not None

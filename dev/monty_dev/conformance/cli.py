@@ -182,7 +182,7 @@ def run_conformance(
     plus the project's corpus; ``expectations`` to ``tests/conformance/expectations.json``
     (pass ``Expectations()`` for none).  Raises ``CorpusError`` / ``BackendUnavailable``
     when the run cannot start.  Must not be called from a running event loop (use
-    :func:`~monty_runtime.conformance.run.run_cases` there)."""
+    :func:`~monty_dev.conformance.run.run_cases` there)."""
     specs = (
         default_corpora()
         if corpora is None
