@@ -19,6 +19,8 @@ import {
   snapshotUnsupported,
   withBootAssets,
 } from "./snapshot.js";
+import { PYODIDE_DIR, RUNTIME_DIR } from "./layout.js";
+import { fileHint, httpFailure } from "./hints.js";
 
 export const DEFAULT_STEP_TIMEOUT_MS = 60_000;
 
@@ -99,8 +101,8 @@ export function resolveUrls(
   { indexURL, lockFileURL, packageBaseUrl } = {},
   base = import.meta.url,
 ) {
-  const index = new URL(indexURL ?? "./node_modules/pyodide/", base).href;
-  const lock = new URL(lockFileURL ?? "./dist/pyodide-lock.json", base).href;
+  const index = new URL(indexURL ?? PYODIDE_DIR, base).href;
+  const lock = new URL(lockFileURL ?? new URL("dist/pyodide-lock.json", RUNTIME_DIR), base).href;
   const packages = new URL(packageBaseUrl ?? dirOf(lock), base).href;
   return {
     indexURL: index.endsWith("/") ? index : `${index}/`,
@@ -113,7 +115,7 @@ export function resolveUrls(
 export async function fetchLockFile(url) {
   const response = await fetch(url, { cache: "no-cache", credentials: "same-origin" });
   if (!response.ok) {
-    throw new Error(`HTTP ${response.status} ${response.statusText} for ${url}`);
+    throw new Error(httpFailure(response.status, response.statusText, url));
   }
   let lock;
   try {
@@ -131,7 +133,13 @@ export async function fetchLockFile(url) {
 }
 
 export async function importPyodideModule(indexURL) {
-  const module = await import(new URL("pyodide.mjs", indexURL).href);
+  const url = new URL("pyodide.mjs", indexURL).href;
+  let module;
+  try {
+    module = await import(url);
+  } catch (err) {
+    throw new Error(`cannot import ${url} (${describe(err)}): ${fileHint(url)}`, { cause: err });
+  }
   if (typeof module.loadPyodide !== "function") {
     throw new Error(`${indexURL}pyodide.mjs does not export loadPyodide`);
   }
@@ -147,7 +155,10 @@ export async function loadPackageStrict(pyodide, name, from = "") {
   });
   if (errors.length) {
     const text = errors.join(" ").replace(/\s+/g, " ").trim();
-    throw new Error(from ? `${text} (packages from ${from})` : text);
+    const hint = /\b404\b|not found|failed to fetch/i.test(text)
+      ? `: the wheels are in the lock file's folder; ${fileHint(`${from}pyodide-lock.json`)}`
+      : "";
+    throw new Error((from ? `${text} (packages from ${from})` : text) + hint);
   }
   if (!Array.isArray(loaded) || !loaded.some((pkg) => pkg && pkg.name === name)) {
     if (!(name in (pyodide.loadedPackages ?? {}))) {

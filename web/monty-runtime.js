@@ -42,6 +42,8 @@ import {
   watchLock,
 } from "./control.js";
 import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER } from "./protocol.js";
+import { PYODIDE_DIR, RUNTIME_DIR } from "./layout.js";
+import { NOT_ISOLATED_WARNING, diagnoseWorkerScript } from "./hints.js";
 import { bootPlan, bootReport, offerSnapshot, planFields, poolFor, settlePlan } from "./pool.js";
 import { clearSnapshots } from "./snapshot.js";
 
@@ -513,7 +515,8 @@ class WorkerHost {
     worker.onerror = (event) => {
       event.preventDefault?.();
       const where = event.filename ? ` (${event.filename}:${event.lineno})` : "";
-      this._died(`the worker reported an uncaught error: ${event.message || "unknown error"}${where}`);
+      if (event.message) this._died(`the worker reported an uncaught error: ${event.message}${where}`);
+      else diagnoseWorkerScript(opts.workerURL).then((why) => this._died(`the worker failed: ${why}`));
     };
     worker.onmessageerror = () => this._died("a worker message could not be deserialized");
     if (opts.sync !== "none" && opts.sync !== "jspi" && globalThis.crossOriginIsolated === true &&
@@ -599,7 +602,8 @@ class WorkerHost {
       worker.onerror = (event) => {
         event.preventDefault?.();
         const where = event.filename ? ` (${event.filename}:${event.lineno})` : "";
-        this._died(`the worker reported an uncaught error: ${event.message || "unknown error"}${where}`);
+        if (event.message) this._died(`the worker reported an uncaught error: ${event.message}${where}`);
+        else diagnoseWorkerScript(opts.workerURL).then((why) => this._died(`the worker failed: ${why}`));
       };
       worker.onmessageerror = () => this._died("a worker message could not be deserialized");
       if (opts.sync !== "none" && opts.sync !== "jspi" && globalThis.crossOriginIsolated === true &&
@@ -1064,6 +1068,14 @@ function arrange(names, args, kwargs) {
 
 const SNAPSHOT_MODES = [true, false, "memory"];
 
+let isolationWarned = false;
+/** Once per page: a page that is not cross-origin isolated is told what it loses. */
+function warnIfNotIsolated() {
+  if (isolationWarned || globalThis.crossOriginIsolated === true) return;
+  isolationWarned = true;
+  console.warn(NOT_ISOLATED_WARNING);
+}
+
 /** The options that decide how a worker boots, checked and made absolute (they are
  * also the key of the pre-warmed pool, pool.js). */
 function normalizeBootOptions(options) {
@@ -1081,15 +1093,15 @@ function normalizeBootOptions(options) {
   if (options.pool != null && typeof options.pool !== "boolean") throw new TypeError("pool must be a boolean");
   const lockFileURL = url(options.lockFileURL);
   return {
-    workerURL: url(options.workerURL) ?? new URL("./worker.js", import.meta.url).href,
+    workerURL: url(options.workerURL) ?? new URL("worker.js", RUNTIME_DIR).href,
     bootTimeoutMs,
-    indexURL: url(options.indexURL),
+    indexURL: url(options.indexURL) ?? PYODIDE_DIR,
     lockFileURL,
     packageBaseUrl: url(options.packageBaseUrl),
     requireCSP: options.requireCSP ?? true,
     snapshot,
     buildInfoURL: url(options.buildInfoURL) ??
-      new URL("build-info.json", lockFileURL ?? new URL("./dist/pyodide-lock.json", import.meta.url)).href,
+      new URL("build-info.json", lockFileURL ?? new URL("dist/pyodide-lock.json", RUNTIME_DIR)).href,
     pool: options.pool ?? true,
   };
 }
@@ -1106,6 +1118,7 @@ export class MontyRuntime {
    * @throws {TypeError} bad options
    */
   static async create(options = {}) {
+    warnIfNotIsolated();
     const rt = new MontyRuntime(options, CREATE_TOKEN);
     try {
       await rt._first;

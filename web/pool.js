@@ -13,6 +13,8 @@
 
 import { serveBootFetches } from "./boot-fetch.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
+import { PYODIDE_DIR } from "./layout.js";
+import { diagnoseWorkerScript } from "./hints.js";
 import { pyodideAssets, snapshotSource } from "./snapshot.js";
 
 /** Pool boots that fail in a row before the pool stops refilling (until prewarm()). */
@@ -39,7 +41,7 @@ export function bootKey(opts) {
 
 /** The Pyodide folder a worker boots from (boot.js's default: next to this module). */
 function pyodideFolder(opts) {
-  const href = new URL(opts.indexURL ?? "./node_modules/pyodide/", import.meta.url).href;
+  const href = new URL(opts.indexURL ?? PYODIDE_DIR).href;
   return href.endsWith("/") ? href : `${href}/`;
 }
 
@@ -186,7 +188,8 @@ export class PooledWorker {
     worker.onmessage = (event) => this._onMessage(event.data);
     worker.onerror = (event) => {
       event.preventDefault?.();
-      this._fail(`the worker reported an uncaught error: ${event.message || "unknown error"}`, "worker");
+      if (event.message) this._fail(`the worker reported an uncaught error: ${event.message}`, "worker");
+      else diagnoseWorkerScript(opts.workerURL).then((why) => this._fail(`the worker failed: ${why}`, "worker"));
     };
     worker.onmessageerror = () => this._fail("a worker message could not be deserialized", "worker");
     const channel = new MessageChannel();

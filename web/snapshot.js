@@ -33,6 +33,8 @@
 // (pack/unpack, make, restore); neither half evaluates code from data.
 
 /** Pyodide versions whose private snapshot API this module was written and tested for. */
+import { httpFailure } from "./hints.js";
+
 export const SNAPSHOT_PYODIDE_VERSIONS = Object.freeze(["314.0.7"]);
 
 /** Bumped when the container layout or what goes into a snapshot changes. */
@@ -457,7 +459,7 @@ async function loadPyodideAssets(indexURL) {
   const stdlibURL = new URL("python_stdlib.zip", indexURL).href;
   const get = async (url) => {
     const response = await fetch(url, { credentials: "same-origin" });
-    if (!response.ok) throw new Error(`HTTP ${response.status} for ${url}`);
+    if (!response.ok) throw new Error(httpFailure(response.status, response.statusText, url));
     return response;
   };
   const compile = async () => {
