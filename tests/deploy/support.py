@@ -39,8 +39,14 @@ STATIC_PAGE = """<!doctype html>
 SCENARIOS_JS = r"""async () => {
   const { MontyRuntime, tools } = window.monty;
   const out = { isolated: globalThis.crossOriginIsolated === true };
+  let release;
+  const gate = new Promise((resolve) => { release = resolve; });
   const rt = await MontyRuntime.create({
-    functions: { add: (a, b) => a + b, get_weather: async (city) => ({ city, temp_c: 21 }) },
+    functions: {
+      add: (a, b) => a + b,
+      get_weather: async (city) => ({ city, temp_c: 21 }),
+      hold: async () => { await gate; return "held"; },
+    },
     limits: { timeout: 20 },
   });
   const h = rt.execute("w = get_weather(city)\nprint(w['city'])\nw['temp_c'] + add(n, 0)",
@@ -51,14 +57,20 @@ SCENARIOS_JS = r"""async () => {
   out.first = { value: r.value, stdout: r.stdout, error: r.error };
   out.events = events;
   out.state = (await rt.execute("w['city']").result).value;
-  const slow = rt.execute("import time\nt = time.time()\nwhile time.time() - t < 1: pass\n'slow'");
-  await slow.events[Symbol.asyncIterator]().next(); // run_started: it is running
+  // An execution in flight (awaiting a host call): an overlapping execute is refused.
+  const slow = rt.execute("await hold()");
+  const it = slow.events[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await it.next();
+    if (next.done || next.value.type === "call_started") break;
+  }
   try {
     await rt.execute("2").result;
     out.busy = "no error";
   } catch (e) {
     out.busy = `${e.name}: ${e.message}`;
   }
+  release();
   out.slow = (await slow.result).value;
   out.tool = await tools.bindTool(rt, "queue").call('{"code": "x = 41\\nx + 1"}');
   await rt.dispose();
@@ -78,7 +90,7 @@ def check_scenarios(out: dict[str, Any], *, isolated: bool = True) -> None:
     assert "call_started" in out["events"]
     assert out["state"] == "Paris"
     assert out["busy"] == "StateError: Bridge is already executing", out["busy"]
-    assert out["slow"] == "slow"
+    assert out["slow"] == "held"
     assert out["tool"] == {"status": "ok", "value": 42, "stdout": "", "error": None}
     assert out["sandbox"] == [2, False]
 
