@@ -124,7 +124,7 @@ function prefixOf(value, base) {
  * @param {number} [options.maxRequests] refuse after this many (default 256)
  * @returns {{close(): void, served: string[], refused: string[]}}
  */
-export function serveBootFetches(port, { allowed, fetchImpl = globalThis.fetch.bind(globalThis), maxRequests = 256 } = {}) {
+export function serveBootFetches(port, { allowed, fetchImpl = globalThis.fetch.bind(globalThis), maxRequests = 256 } = { allowed: [] }) {
   const base = globalThis.location?.href;
   const prefixes = (allowed ?? []).filter((p) => p != null).map((p) => prefixOf(p, base));
   const served = [];

@@ -67,7 +67,13 @@ export function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Run one named step: time it, bound it, and turn any failure into a BootError. */
+/**
+ * Run one named step: time it, bound it, and turn any failure into a BootError.
+ * @param {string} name
+ * @param {() => any} fn
+ * @param {{timeoutMs?: number, phases?: Record<string, number>,
+ *   onPhase?: (name: string, ms: number) => void}} [options]
+ */
 export async function runStep(
   name,
   fn,
@@ -96,7 +102,11 @@ function dirOf(url) {
   return new URL(".", url).href;
 }
 
-/** Absolute URLs for the boot; defaults are relative to this module (the web root). */
+/**
+ * Absolute URLs for the boot; defaults come from layout.js.
+ * @param {{indexURL?: string, lockFileURL?: string, packageBaseUrl?: string}} [urls]
+ * @param {string} [base]
+ */
 export function resolveUrls(
   { indexURL, lockFileURL, packageBaseUrl } = {},
   base = import.meta.url,
@@ -203,6 +213,7 @@ export function boot(options = {}) {
   return withBootAssets(options.assets ?? null, () => bootChain(options));
 }
 
+/** @param {any} options boot()'s options */
 async function bootChain({
   indexURL,
   lockFileURL,
@@ -217,6 +228,7 @@ async function bootChain({
   stderr,
 } = {}) {
   const urls = resolveUrls({ indexURL, lockFileURL, packageBaseUrl });
+  /** @type {Record<string, number>} */
   const phases = {};
   const step = (name, fn) => runStep(name, fn, { timeoutMs, phases, onPhase });
   const report = { status: "none", reason: null, made: null };

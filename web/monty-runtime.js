@@ -403,6 +403,8 @@ class ExecutionHandle {
     this._timer = null;
     this._timers = []; // timeout / interrupt fallbacks (control.js Supervisor)
     this._execute = false; // an execute (not a raw protocol message)
+    /** @type {any} the limits it was sent with (WorkerHost.send) */
+    this._limits = undefined;
     this._interrupted = false;
     this._postedAt = performance.now();
     this._output = { stdout: [], stderr: [] }; // for a result the page has to write itself
@@ -782,7 +784,7 @@ class WorkerHost {
     // JSON text: one message, or an array of messages (a batch), within a size limit.
     this.supervisor.heard();
     const parsed = parseWorkerData(data, this.maxMessageChars);
-    if (parsed.problem !== undefined) {
+    if ("problem" in parsed) {
       this._protocol(parsed.problem);
       return;
     }

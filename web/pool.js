@@ -48,7 +48,7 @@ function pyodideFolder(opts) {
 /**
  * How the next worker with these (normalized) options boots.
  * @returns {Promise<{snapshot: object | null, make: boolean, source: any, note: string,
- *   lookupMs: number, waitedMs: number}>}
+ *   problem: string | null, lookupMs: number, waitedMs: number, assets?: any, assetsMs?: number}>}
  */
 export async function bootPlan(opts) {
   if (opts.snapshot === false) {
@@ -173,6 +173,10 @@ export class PooledWorker {
     this.worker = null;
     this._bootFetch = null;
     this._timer = null;
+    /** @type {((worker: PooledWorker, err: Error) => void) | undefined} set by the pool */
+    this.onDead = undefined;
+    /** @type {(() => void) | undefined} set by the pool */
+    this.refill = undefined;
     this._start();
   }
 
@@ -270,7 +274,7 @@ export class PooledWorker {
     this._bootFetch?.close();
     this.worker?.terminate();
     settlePlan(this.plan, null, message);
-    const err = new Error(message);
+    const err = /** @type {Error & {step?: string}} */ (new Error(message));
     err.step = step;
     this._reject(err);
     this.onDead?.(this, err);
