@@ -262,7 +262,16 @@ async function bootChain({
       report.reason = snapshotUnsupported(module.version);
       make = false;
     }
-    return module.loadPyodide(options(make ? { _makeSnapshot: true } : {}));
+    try {
+      return await module.loadPyodide(options(make ? { _makeSnapshot: true } : {}));
+    } catch (err) {
+      // A missing pyodide.asm.wasm / python_stdlib.zip surfaces here: say where it was
+      // looked for and what provides it.
+      const text = describe(err);
+      if (!/\b404\b|not found|failed to fetch|HTTP/i.test(text)) throw err;
+      throw new Error(`${text} (Pyodide folder ${urls.indexURL}): ${fileHint(`${urls.indexURL}pyodide.asm.wasm`)}`,
+        { cause: err });
+    }
   });
 
   if (montyRuntime) {

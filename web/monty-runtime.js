@@ -43,7 +43,7 @@ import {
 } from "./control.js";
 import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER } from "./protocol.js";
 import { PYODIDE_DIR, RUNTIME_DIR } from "./layout.js";
-import { NOT_ISOLATED_WARNING, diagnoseWorkerScript } from "./hints.js";
+import { NOT_ISOLATED_WARNING, diagnoseWorkerScript, httpFailure } from "./hints.js";
 import { bootPlan, bootReport, offerSnapshot, planFields, poolFor, settlePlan } from "./pool.js";
 import { clearSnapshots } from "./snapshot.js";
 
@@ -533,6 +533,7 @@ class WorkerHost {
     const channel = new MessageChannel();
     this._bootFetch = serveBootFetches(channel.port1, {
       allowed: [opts.workerURL, opts.indexURL, opts.lockFileURL, opts.packageBaseUrl],
+      onMissing: (url, status, text) => this._bootFailed(new BootError(httpFailure(status, text, url), "fetch")),
     });
     const init = {
       type: "init",

@@ -14,7 +14,7 @@
 import { serveBootFetches } from "./boot-fetch.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
 import { PYODIDE_DIR } from "./layout.js";
-import { diagnoseWorkerScript } from "./hints.js";
+import { diagnoseWorkerScript, httpFailure } from "./hints.js";
 import { pyodideAssets, snapshotSource } from "./snapshot.js";
 
 /** Pool boots that fail in a row before the pool stops refilling (until prewarm()). */
@@ -199,6 +199,7 @@ export class PooledWorker {
     const channel = new MessageChannel();
     this._bootFetch = serveBootFetches(channel.port1, {
       allowed: [opts.workerURL, opts.indexURL, opts.lockFileURL, opts.packageBaseUrl],
+      onMissing: (url, status, text) => this._fail(httpFailure(status, text, url), "fetch"),
     });
     this._timer = setTimeout(
       () => this._fail(`the worker did not boot within ${opts.bootTimeoutMs} ms`, "timeout"),

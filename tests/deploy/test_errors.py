@@ -25,6 +25,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # A second runtime folder without its lock file, and a worker served as text/plain.
     shutil.copytree(root / "monty-runtime", root / "broken")
     (root / "broken" / "dist" / "pyodide-lock.json").unlink()
+    (root / "broken" / "pyodide" / "pyodide.asm.wasm").unlink()
     shutil.copyfile(root / "monty-runtime" / "worker.js", root / "monty-runtime" / "worker.txt")
     return root
 
@@ -61,6 +62,14 @@ def test_a_missing_lock_file_names_file_url_and_command(server: RunningServer, c
     assert f"HTTP 404 File not found for {server.url}broken/dist/pyodide-lock.json: " in text
     assert "pyodide-lock.json is an output of the web build" in text
     assert "monty-runtime export SITE" in text and "python -m monty_dev build" in text
+
+
+def test_a_missing_pyodide_file_names_the_folder_and_the_fix(server: RunningServer, chromium: Browser) -> None:
+    text, _ = _create(chromium, server.url, '{ indexURL: "/broken/pyodide/", snapshot: false, pool: false }')
+    assert text.startswith("BootError"), text
+    # Failed at once (the page saw the 404 while fetching for the worker), not at a timeout.
+    assert f"HTTP 404 File not found for {server.url}broken/pyodide/pyodide.asm.wasm: " in text
+    assert "pyodide.asm.wasm is a Pyodide file" in text and "indexURL" in text
 
 
 def test_a_worker_served_with_a_wrong_mime_type_says_so(server: RunningServer, chromium: Browser) -> None:
