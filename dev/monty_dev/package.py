@@ -32,6 +32,7 @@ from monty_runtime._deploy import (
     HEADER_KINDS,
     PYODIDE_FILES,
     WebHost,
+    _dist_files,
     module_graph,
     snippet,
     stage_runtime,
@@ -128,9 +129,7 @@ def _npm_package(project: Path, out: Path, version: str) -> Path:
                     shutil.copyfile(host.modules / rel, stage / rel)
         runtime_files = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
         (stage / "layout.js").write_text(NPM_LAYOUT_JS)
-        info = json.loads((host.dist / "build-info.json").read_text())
-        for name in [info["wheel"], *info.get("extra_wheels", {}), info["lock_file"],
-                     "build-info.json"]:
+        for name in _dist_files(host.dist):
             (stage / "dist").mkdir(parents=True, exist_ok=True)
             shutil.copyfile(host.dist / name, stage / "dist" / name)
             runtime_files.append(f"dist/{name}")

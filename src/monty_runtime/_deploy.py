@@ -166,9 +166,15 @@ def _check_host(host: WebHost) -> None:
 
 
 def _dist_files(dist: Path) -> list[str]:
+    """The build's outputs: the files build-info.json names (checked by the caller),
+    plus any other file the build put in ``dist/`` (hidden files excepted)."""
     info = json.loads((dist / "build-info.json").read_text(encoding="utf-8"))
     names = [str(info["wheel"]), *map(str, info.get("extra_wheels", {}))]
-    return [*names, str(info.get("lock_file", "pyodide-lock.json")), "build-info.json"]
+    names += [str(info.get("lock_file", "pyodide-lock.json")), "build-info.json"]
+    others = sorted(
+        p.name for p in dist.iterdir() if p.is_file() and not p.name.startswith(".")
+    )
+    return [*names, *(n for n in others if n not in names)]
 
 
 def module_graph(folder: Path, entries: Iterable[str] = RUNTIME_ENTRIES) -> list[str]:
@@ -247,6 +253,8 @@ def export(
     ``vercel.json``) at the site's root.  An existing header file is not overwritten
     unless ``force``."""
     web = host if host is not None else find_web_host()
+    if host is not None:
+        _check_host(web)
     prefix = _url_path(subdir)
     site_dir = Path(site).resolve()
     runtime = site_dir / prefix.strip("/")
