@@ -533,7 +533,13 @@ class WorkerHost {
     const channel = new MessageChannel();
     this._bootFetch = serveBootFetches(channel.port1, {
       allowed: [opts.workerURL, opts.indexURL, opts.lockFileURL, opts.packageBaseUrl],
-      onMissing: (url, status, text) => this._bootFailed(new BootError(httpFailure(status, text, url), "fetch")),
+      // A Pyodide file that is not there would leave Pyodide waiting: fail the boot now.
+      // (A missing lock file or wheel is reported by the worker's own step.)
+      onMissing: (url, status, text) => {
+        if (opts.indexURL && url.startsWith(opts.indexURL)) {
+          this._bootFailed(new BootError(`boot step "loadPyodide" failed: ${httpFailure(status, text, url)}`, "loadPyodide"));
+        }
+      },
     });
     const init = {
       type: "init",

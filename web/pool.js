@@ -199,7 +199,11 @@ export class PooledWorker {
     const channel = new MessageChannel();
     this._bootFetch = serveBootFetches(channel.port1, {
       allowed: [opts.workerURL, opts.indexURL, opts.lockFileURL, opts.packageBaseUrl],
-      onMissing: (url, status, text) => this._fail(httpFailure(status, text, url), "fetch"),
+      onMissing: (url, status, text) => {
+        if (opts.indexURL && url.startsWith(opts.indexURL)) {
+          this._fail(`boot step "loadPyodide" failed: ${httpFailure(status, text, url)}`, "loadPyodide");
+        }
+      },
     });
     this._timer = setTimeout(
       () => this._fail(`the worker did not boot within ${opts.bootTimeoutMs} ms`, "timeout"),
