@@ -16,6 +16,11 @@ from monty_runtime._server import RunningServer, start_server
 
 from .support import STATIC_PAGE, Browser
 
+#: Each test boots runtimes in a real browser (and builds or installs packages in its
+#: fixtures): minutes on a loaded machine, far beyond the default per-test timeout.
+pytestmark = pytest.mark.timeout(900)
+
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -30,6 +30,11 @@ APP_PAGE = """<!doctype html>
 """
 APP_MAIN = """import { MontyRuntime } from "monty-runtime";
 import * as tools from "monty-runtime/tools";
+
+#: Each test boots runtimes in a real browser (and builds or installs packages in its
+#: fixtures): minutes on a loaded machine, far beyond the default per-test timeout.
+pytestmark = pytest.mark.timeout(900)
+
 window.monty = { MontyRuntime, tools };
 """
 APP_CONFIG = """import montyRuntime from "monty-runtime/vite";

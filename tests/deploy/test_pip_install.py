@@ -18,6 +18,11 @@ from monty_dev.package import Packages
 
 from .support import STATIC_PAGE, Browser, check_scenarios, free_port
 
+#: Each test boots runtimes in a real browser (and builds or installs packages in its
+#: fixtures): minutes on a loaded machine, far beyond the default per-test timeout.
+pytestmark = pytest.mark.timeout(900)
+
+
 
 def _env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}

@@ -17,6 +17,11 @@ from monty_runtime._deploy import export, snippet
 
 from .support import STATIC_PAGE, Browser, check_scenarios, free_port
 
+#: Each test boots runtimes in a real browser (and builds or installs packages in its
+#: fixtures): minutes on a loaded machine, far beyond the default per-test timeout.
+pytestmark = pytest.mark.timeout(900)
+
+
 CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'none'; worker-src 'none'"
 
 
