@@ -20,6 +20,10 @@ from monty_dev.package import Packages
 
 from .support import STATIC_PAGE, Browser, check_scenarios, free_port, headers_file_server
 
+#: Each test boots runtimes in a real browser (and builds or installs packages in its
+#: fixtures): minutes on a loaded machine, far beyond the default per-test timeout.
+pytestmark = pytest.mark.timeout(900)
+
 #: The Vite major the test app installs (from the npm cache when it has it).
 VITE = "vite@8"
 
@@ -30,10 +34,6 @@ APP_PAGE = """<!doctype html>
 """
 APP_MAIN = """import { MontyRuntime } from "monty-runtime";
 import * as tools from "monty-runtime/tools";
-
-#: Each test boots runtimes in a real browser (and builds or installs packages in its
-#: fixtures): minutes on a loaded machine, far beyond the default per-test timeout.
-pytestmark = pytest.mark.timeout(900)
 
 window.monty = { MontyRuntime, tools };
 """
