@@ -214,7 +214,7 @@ def measure(
     speedup: bool = True,
 ) -> dict[str, Any]:
     sys.path.insert(0, str(PROJECT_ROOT / "src"))
-    from monty_runtime._build import build
+    from monty_dev.build import build
     from monty_runtime._server import start_server
 
     config = _load("monty_playwright_config", PROJECT_ROOT / "playwright.config.py")

@@ -47,7 +47,7 @@ def measure_anchor(
     Pass ``browser`` (a Playwright sync Browser) and ``base_url`` (a running dev server)
     to reuse them; otherwise both are started here and stopped afterwards.
     """
-    from monty_runtime._build import build
+    from monty_dev.build import build
     from monty_runtime._server import start_server
 
     if boots < 1 or round_trips < 1:

@@ -167,7 +167,7 @@ def run_browser(repeat: int) -> list[Row]:
     """One row per fault and server mode (cross-origin isolated first)."""
     from playwright.sync_api import sync_playwright
 
-    from monty_runtime._build import build
+    from monty_dev.build import build
     from monty_runtime._server import start_server
 
     config = _load("monty_playwright_config", PROJECT_ROOT / "playwright.config.py")

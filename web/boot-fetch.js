@@ -122,9 +122,15 @@ function prefixOf(value, base) {
  *   allows its folder) that may be fetched; anything else is refused
  * @param {typeof fetch} [options.fetchImpl] default: the page's fetch
  * @param {number} [options.maxRequests] refuse after this many (default 256)
+ * @param {(url: string, status: number, statusText: string) => void} [options.onMissing]
+ *   called when a file the worker needs is not there (HTTP 404 or 410): every file a
+ *   boot asks for is required, so the page can fail the boot at once, naming it
  * @returns {{close(): void, served: string[], refused: string[]}}
  */
-export function serveBootFetches(port, { allowed, fetchImpl = globalThis.fetch.bind(globalThis), maxRequests = 256 } = {}) {
+export function serveBootFetches(
+  port,
+  { allowed, fetchImpl = globalThis.fetch.bind(globalThis), maxRequests = 256, onMissing = undefined } = { allowed: [] },
+) {
   const base = globalThis.location?.href;
   const prefixes = (allowed ?? []).filter((p) => p != null).map((p) => prefixOf(p, base));
   const served = [];
@@ -165,6 +171,7 @@ export function serveBootFetches(port, { allowed, fetchImpl = globalThis.fetch.b
       });
       const body = await response.arrayBuffer();
       served.push(href);
+      if (response.status === 404 || response.status === 410) onMissing?.(href, response.status, response.statusText);
       reply({
         id,
         ok: true,

@@ -19,6 +19,8 @@ import {
   snapshotUnsupported,
   withBootAssets,
 } from "./snapshot.js";
+import { PYODIDE_DIR, RUNTIME_DIR } from "./layout.js";
+import { fileHint, httpFailure } from "./hints.js";
 
 export const DEFAULT_STEP_TIMEOUT_MS = 60_000;
 
@@ -65,7 +67,13 @@ export function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Run one named step: time it, bound it, and turn any failure into a BootError. */
+/**
+ * Run one named step: time it, bound it, and turn any failure into a BootError.
+ * @param {string} name
+ * @param {() => any} fn
+ * @param {{timeoutMs?: number, phases?: Record<string, number>,
+ *   onPhase?: (name: string, ms: number) => void}} [options]
+ */
 export async function runStep(
   name,
   fn,
@@ -94,13 +102,17 @@ function dirOf(url) {
   return new URL(".", url).href;
 }
 
-/** Absolute URLs for the boot; defaults are relative to this module (the web root). */
+/**
+ * Absolute URLs for the boot; defaults come from layout.js.
+ * @param {{indexURL?: string, lockFileURL?: string, packageBaseUrl?: string}} [urls]
+ * @param {string} [base]
+ */
 export function resolveUrls(
   { indexURL, lockFileURL, packageBaseUrl } = {},
   base = import.meta.url,
 ) {
-  const index = new URL(indexURL ?? "./node_modules/pyodide/", base).href;
-  const lock = new URL(lockFileURL ?? "./dist/pyodide-lock.json", base).href;
+  const index = new URL(indexURL ?? PYODIDE_DIR, base).href;
+  const lock = new URL(lockFileURL ?? new URL("dist/pyodide-lock.json", RUNTIME_DIR), base).href;
   const packages = new URL(packageBaseUrl ?? dirOf(lock), base).href;
   return {
     indexURL: index.endsWith("/") ? index : `${index}/`,
@@ -113,7 +125,7 @@ export function resolveUrls(
 export async function fetchLockFile(url) {
   const response = await fetch(url, { cache: "no-cache", credentials: "same-origin" });
   if (!response.ok) {
-    throw new Error(`HTTP ${response.status} ${response.statusText} for ${url}`);
+    throw new Error(httpFailure(response.status, response.statusText, url));
   }
   let lock;
   try {
@@ -131,7 +143,13 @@ export async function fetchLockFile(url) {
 }
 
 export async function importPyodideModule(indexURL) {
-  const module = await import(new URL("pyodide.mjs", indexURL).href);
+  const url = new URL("pyodide.mjs", indexURL).href;
+  let module;
+  try {
+    module = await import(url);
+  } catch (err) {
+    throw new Error(`cannot import ${url} (${describe(err)}): ${fileHint(url)}`, { cause: err });
+  }
   if (typeof module.loadPyodide !== "function") {
     throw new Error(`${indexURL}pyodide.mjs does not export loadPyodide`);
   }
@@ -147,7 +165,10 @@ export async function loadPackageStrict(pyodide, name, from = "") {
   });
   if (errors.length) {
     const text = errors.join(" ").replace(/\s+/g, " ").trim();
-    throw new Error(from ? `${text} (packages from ${from})` : text);
+    const hint = /\b404\b|not found|failed to fetch/i.test(text)
+      ? `: the wheels are in the lock file's folder; ${fileHint(`${from}pyodide-lock.json`)}`
+      : "";
+    throw new Error((from ? `${text} (packages from ${from})` : text) + hint);
   }
   if (!Array.isArray(loaded) || !loaded.some((pkg) => pkg && pkg.name === name)) {
     if (!(name in (pyodide.loadedPackages ?? {}))) {
@@ -192,6 +213,7 @@ export function boot(options = {}) {
   return withBootAssets(options.assets ?? null, () => bootChain(options));
 }
 
+/** @param {any} options boot()'s options */
 async function bootChain({
   indexURL,
   lockFileURL,
@@ -206,6 +228,7 @@ async function bootChain({
   stderr,
 } = {}) {
   const urls = resolveUrls({ indexURL, lockFileURL, packageBaseUrl });
+  /** @type {Record<string, number>} */
   const phases = {};
   const step = (name, fn) => runStep(name, fn, { timeoutMs, phases, onPhase });
   const report = { status: "none", reason: null, made: null };
@@ -239,7 +262,16 @@ async function bootChain({
       report.reason = snapshotUnsupported(module.version);
       make = false;
     }
-    return module.loadPyodide(options(make ? { _makeSnapshot: true } : {}));
+    try {
+      return await module.loadPyodide(options(make ? { _makeSnapshot: true } : {}));
+    } catch (err) {
+      // A missing pyodide.asm.wasm / python_stdlib.zip surfaces here: say where it was
+      // looked for and what provides it.
+      const text = describe(err);
+      if (!/\b404\b|not found|failed to fetch|HTTP/i.test(text)) throw err;
+      throw new Error(`${text} (Pyodide folder ${urls.indexURL}): ${fileHint(`${urls.indexURL}pyodide.asm.wasm`)}`,
+        { cause: err });
+    }
   });
 
   if (montyRuntime) {

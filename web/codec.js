@@ -419,6 +419,7 @@ function decTag(w, keys, depth) {
     }
     return out;
   }
+  /** @type {any} */
   const out = tag === "$tuple" ? new PyTuple() : tag === "$set" ? new Set() : new PyFrozenSet();
   for (const item of body) {
     if (tag === "$tuple") out.push(dec(item, d));

@@ -121,6 +121,7 @@ const LOG_LEVELS = new Set(["debug", "info", "warn", "error", "log"]);
 /** Longest `log` line shown (characters). */
 export const MAX_LOG_CHARS = 4000;
 
+/** @type {(v: unknown) => v is Record<string, any>} */
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 const isId = (v) => (typeof v === "number" && Number.isSafeInteger(v)) || typeof v === "string";
 const hasProto = (v) => Object.hasOwn(v, "__proto__");

@@ -41,6 +41,8 @@ import {
   watchLock,
 } from "./control.js";
 import { PROTOCOL_VERSION, SYNC_BUFFER } from "./protocol.js";
+import { PYODIDE_DIR, RUNTIME_DIR } from "./layout.js";
+import { NOT_ISOLATED_WARNING, diagnoseWorkerScript, httpFailure } from "./hints.js";
 import { bootPlan, bootReport, offerSnapshot, planFields, poolFor, settlePlan } from "./pool.js";
 import { clearSnapshots } from "./snapshot.js";
 
@@ -411,6 +413,8 @@ class ExecutionHandle {
     this._timer = null;
     this._timers = []; // timeout / interrupt fallbacks (control.js Supervisor)
     this._execute = false; // an execute (not a raw protocol message)
+    /** @type {any} the limits it was sent with (WorkerHost.send) */
+    this._limits = undefined;
     this._interrupted = false;
     this._postedAt = performance.now();
     this._output = { stdout: [], stderr: [] }; // for a result the page has to write itself
@@ -581,7 +585,8 @@ class WorkerHost {
     worker.onerror = (event) => {
       event.preventDefault?.();
       const where = event.filename ? ` (${event.filename}:${event.lineno})` : "";
-      this._died(`the worker reported an uncaught error: ${event.message || "unknown error"}${where}`);
+      if (event.message) this._died(`the worker reported an uncaught error: ${event.message}${where}`);
+      else diagnoseWorkerScript(opts.workerURL).then((why) => this._died(`the worker failed: ${why}`));
     };
     worker.onmessageerror = () => this._died("a worker message could not be deserialized");
     if (opts.sync !== "none" && opts.sync !== "jspi" && globalThis.crossOriginIsolated === true &&
@@ -596,6 +601,13 @@ class WorkerHost {
     const channel = new MessageChannel();
     this._bootFetch = serveBootFetches(channel.port1, {
       allowed: [opts.workerURL, opts.indexURL, opts.lockFileURL, opts.packageBaseUrl],
+      // A Pyodide file that is not there would leave Pyodide waiting: fail the boot now.
+      // (A missing lock file or wheel is reported by the worker's own step.)
+      onMissing: (url, status, text) => {
+        if (opts.indexURL && url.startsWith(opts.indexURL)) {
+          this._bootFailed(new BootError(`boot step "loadPyodide" failed: ${httpFailure(status, text, url)}`, "loadPyodide"));
+        }
+      },
     });
     const init = {
       type: "init",
@@ -667,7 +679,8 @@ class WorkerHost {
       worker.onerror = (event) => {
         event.preventDefault?.();
         const where = event.filename ? ` (${event.filename}:${event.lineno})` : "";
-        this._died(`the worker reported an uncaught error: ${event.message || "unknown error"}${where}`);
+        if (event.message) this._died(`the worker reported an uncaught error: ${event.message}${where}`);
+        else diagnoseWorkerScript(opts.workerURL).then((why) => this._died(`the worker failed: ${why}`));
       };
       worker.onmessageerror = () => this._died("a worker message could not be deserialized");
       if (opts.sync !== "none" && opts.sync !== "jspi" && globalThis.crossOriginIsolated === true &&
@@ -887,7 +900,7 @@ class WorkerHost {
     // JSON text: one message, or an array of messages (a batch), within a size limit.
     this.supervisor.heard();
     const parsed = parseWorkerData(data, this.maxMessageChars);
-    if (parsed.problem !== undefined) {
+    if ("problem" in parsed) {
       this._protocol(parsed.problem);
       return;
     }
@@ -1184,6 +1197,14 @@ function arrange(names, args, kwargs) {
 
 const SNAPSHOT_MODES = [true, false, "memory"];
 
+let isolationWarned = false;
+/** Once per page: a page that is not cross-origin isolated is told what it loses. */
+function warnIfNotIsolated() {
+  if (isolationWarned || globalThis.crossOriginIsolated === true) return;
+  isolationWarned = true;
+  console.warn(NOT_ISOLATED_WARNING);
+}
+
 /** The options that decide how a worker boots, checked and made absolute (they are
  * also the key of the pre-warmed pool, pool.js). */
 function normalizeBootOptions(options) {
@@ -1201,15 +1222,15 @@ function normalizeBootOptions(options) {
   if (options.pool != null && typeof options.pool !== "boolean") throw new TypeError("pool must be a boolean");
   const lockFileURL = url(options.lockFileURL);
   return {
-    workerURL: url(options.workerURL) ?? new URL("./worker.js", import.meta.url).href,
+    workerURL: url(options.workerURL) ?? new URL("worker.js", RUNTIME_DIR).href,
     bootTimeoutMs,
-    indexURL: url(options.indexURL),
+    indexURL: url(options.indexURL) ?? PYODIDE_DIR,
     lockFileURL,
     packageBaseUrl: url(options.packageBaseUrl),
     requireCSP: options.requireCSP ?? true,
     snapshot,
     buildInfoURL: url(options.buildInfoURL) ??
-      new URL("build-info.json", lockFileURL ?? new URL("./dist/pyodide-lock.json", import.meta.url)).href,
+      new URL("build-info.json", lockFileURL ?? new URL("dist/pyodide-lock.json", RUNTIME_DIR)).href,
     pool: options.pool ?? true,
   };
 }
@@ -1226,6 +1247,7 @@ export class MontyRuntime {
    * @throws {TypeError} bad options
    */
   static async create(options = {}) {
+    warnIfNotIsolated();
     const rt = new MontyRuntime(options, CREATE_TOKEN);
     try {
       await rt._first;

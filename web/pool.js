@@ -13,6 +13,8 @@
 
 import { serveBootFetches } from "./boot-fetch.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
+import { PYODIDE_DIR } from "./layout.js";
+import { diagnoseWorkerScript, httpFailure } from "./hints.js";
 import { pyodideAssets, snapshotSource } from "./snapshot.js";
 
 /** Pool boots that fail in a row before the pool stops refilling (until prewarm()). */
@@ -39,14 +41,14 @@ export function bootKey(opts) {
 
 /** The Pyodide folder a worker boots from (boot.js's default: next to this module). */
 function pyodideFolder(opts) {
-  const href = new URL(opts.indexURL ?? "./node_modules/pyodide/", import.meta.url).href;
+  const href = new URL(opts.indexURL ?? PYODIDE_DIR).href;
   return href.endsWith("/") ? href : `${href}/`;
 }
 
 /**
  * How the next worker with these (normalized) options boots.
  * @returns {Promise<{snapshot: object | null, make: boolean, source: any, note: string,
- *   lookupMs: number, waitedMs: number}>}
+ *   problem: string | null, lookupMs: number, waitedMs: number, assets?: any, assetsMs?: number}>}
  */
 export async function bootPlan(opts) {
   if (opts.snapshot === false) {
@@ -171,6 +173,10 @@ export class PooledWorker {
     this.worker = null;
     this._bootFetch = null;
     this._timer = null;
+    /** @type {((worker: PooledWorker, err: Error) => void) | undefined} set by the pool */
+    this.onDead = undefined;
+    /** @type {(() => void) | undefined} set by the pool */
+    this.refill = undefined;
     this._start();
   }
 
@@ -186,12 +192,18 @@ export class PooledWorker {
     worker.onmessage = (event) => this._onMessage(event.data);
     worker.onerror = (event) => {
       event.preventDefault?.();
-      this._fail(`the worker reported an uncaught error: ${event.message || "unknown error"}`, "worker");
+      if (event.message) this._fail(`the worker reported an uncaught error: ${event.message}`, "worker");
+      else diagnoseWorkerScript(opts.workerURL).then((why) => this._fail(`the worker failed: ${why}`, "worker"));
     };
     worker.onmessageerror = () => this._fail("a worker message could not be deserialized", "worker");
     const channel = new MessageChannel();
     this._bootFetch = serveBootFetches(channel.port1, {
       allowed: [opts.workerURL, opts.indexURL, opts.lockFileURL, opts.packageBaseUrl],
+      onMissing: (url, status, text) => {
+        if (opts.indexURL && url.startsWith(opts.indexURL)) {
+          this._fail(`boot step "loadPyodide" failed: ${httpFailure(status, text, url)}`, "loadPyodide");
+        }
+      },
     });
     this._timer = setTimeout(
       () => this._fail(`the worker did not boot within ${opts.bootTimeoutMs} ms`, "timeout"),
@@ -267,7 +279,7 @@ export class PooledWorker {
     this._bootFetch?.close();
     this.worker?.terminate();
     settlePlan(this.plan, null, message);
-    const err = new Error(message);
+    const err = /** @type {Error & {step?: string}} */ (new Error(message));
     err.step = step;
     this._reject(err);
     this.onDead?.(this, err);

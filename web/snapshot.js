@@ -33,6 +33,8 @@
 // (pack/unpack, make, restore); neither half evaluates code from data.
 
 /** Pyodide versions whose private snapshot API this module was written and tested for. */
+import { httpFailure } from "./hints.js";
+
 export const SNAPSHOT_PYODIDE_VERSIONS = Object.freeze(["314.0.7"]);
 
 /** Bumped when the container layout or what goes into a snapshot changes. */
@@ -307,7 +309,7 @@ export async function withBootAssets(assets, fn) {
     },
   });
   if (module !== null) {
-    WebAssembly.instantiateStreaming = async (_source, imports) => {
+    /** @type {any} */ (WebAssembly).instantiateStreaming = async (_source, imports) => {
       const instance = await WebAssembly.instantiate(module, imports);
       return { instance, module };
     };
@@ -457,7 +459,7 @@ async function loadPyodideAssets(indexURL) {
   const stdlibURL = new URL("python_stdlib.zip", indexURL).href;
   const get = async (url) => {
     const response = await fetch(url, { credentials: "same-origin" });
-    if (!response.ok) throw new Error(`HTTP ${response.status} for ${url}`);
+    if (!response.ok) throw new Error(httpFailure(response.status, response.statusText, url));
     return response;
   };
   const compile = async () => {
@@ -506,11 +508,13 @@ export class SnapshotSource {
     /** How the current snapshot was obtained: "made" | "cache" | null. */
     this.origin = null;
     this._lookup = null;
+    /** @type {{promise: Promise<void>, resolve: () => void} | null} */
     this._made = null; // {promise, resolve} while a worker is making it
     /** Where the lookup's time went (ms): read (Cache Storage, with build-info.json in
      * parallel) and verify (sha256 of what was read). */
     this.timings = {};
     this._lookupStarted = 0;
+    /** @type {Promise<unknown>} */
     this._saving = Promise.resolve();
   }
 
@@ -539,7 +543,7 @@ export class SnapshotSource {
     if (this.persist) {
       try {
         const entry = await stored;
-        if (entry?.error) throw entry.error;
+        if (entry && "error" in entry) throw entry.error;
         this.timings.read = performance.now() - this._lookupStarted;
         const t0 = performance.now();
         const cached = await checkCachedSnapshot(entry, this.key);
@@ -560,7 +564,8 @@ export class SnapshotSource {
 
   /**
    * @returns {Promise<{snapshot: Snapshot | null, make: boolean, note: string,
-   *   problem: string | null, waitedMs: number, lookupMs: number}>} `note`: "cache" or
+   *   problem: string | null, waitedMs: number, lookupMs: number,
+   *   lookup?: object | null}>} `note`: "cache" or
    *   "made" (where the snapshot came from), "make" or "off"; `problem`: what went wrong
    *   before (a damaged cached snapshot, a rejected one, why snapshots are off)
    */

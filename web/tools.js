@@ -48,7 +48,14 @@ const BUSY_MESSAGE = "Bridge is already executing";
 
 // ------------------------------------------------------------------------ payloads
 
+/**
+ * @param {string} type
+ * @param {string} message
+ * @param {object} [extra]
+ * @returns {ToolPayload}
+ */
 function errorPayload(type, message, extra = undefined) {
+  /** @type {ToolPayload} */
   const payload = { status: "error", value: null, stdout: "", error: { type, message } };
   if (extra) Object.assign(payload, extra);
   return payload;
@@ -64,6 +71,7 @@ export function payloadOf(result) {
   const stdout = String(result?.stdout ?? "");
   const error = result?.error ?? null;
   if (error === null) return { status: "ok", value: encode(result?.value ?? null), stdout, error: null };
+  /** @type {ToolPayload} */
   const out = {
     status: "error",
     value: null,
@@ -328,7 +336,7 @@ export function parseArguments(args) {
   if (unknown.length) {
     return errorPayload("InvalidArguments", `unknown argument(s): ${unknown.sort(byCodePoint).join(", ")}`);
   }
-  const code = Object.hasOwn(args, "code") ? args.code : undefined;
+  const code = Object.hasOwn(args, "code") ? /** @type {{code?: unknown}} */ (args).code : undefined;
   if (typeof code !== "string") return errorPayload("InvalidArguments", "argument 'code' must be a string");
   return code;
 }
@@ -373,7 +381,11 @@ function now() {
   return globalThis.performance?.now() ?? Date.now();
 }
 
-/** An error a call turns into its payload (never rethrown). */
+/**
+ * An error a call turns into its payload (never rethrown).
+ * @param {any} err
+ * @returns {ToolPayload}
+ */
 function failurePayload(err) {
   const name = typeof err?.name === "string" && err.name ? err.name : "Error";
   const message = String(err?.message ?? err);
@@ -406,7 +418,7 @@ export class ToolBinding {
 
   /** @type {"queue" | "busy" | "sandbox"} */
   get policy() {
-    return this.constructor.policy;
+    return /** @type {any} */ (this.constructor).policy;
   }
 
   /**
@@ -449,7 +461,12 @@ export class ToolBinding {
     }
   }
 
-  /** @protected */
+  /**
+   * @protected
+   * @param {string} _code
+   * @param {AbortSignal | null} [_signal]
+   * @returns {Promise<ToolPayload>}
+   */
   async _run(_code, _signal) {
     throw new Error("not implemented");
   }
@@ -470,7 +487,8 @@ export class QueueBinding extends ToolBinding {
 
   async _run(code, signal) {
     const previous = this._tail;
-    let release;
+    /** @type {(value?: unknown) => void} */
+    let release = () => {};
     const mine = new Promise((resolve) => {
       release = resolve;
     });
@@ -575,6 +593,10 @@ export class BusyBinding extends ToolBinding {
     return payloadOf(result);
   }
 
+  /**
+   * @param {string} message
+   * @returns {ToolPayload}
+   */
   _busy(message) {
     return {
       status: "busy",

@@ -43,8 +43,10 @@ let jspi = false;
 let jspiUsable = false;
 /** Code that may block on a coroutine (asyncio.run, run_until_complete, run_sync). */
 const MAY_STACK_SWITCH = /\brun(?:_until_complete|_sync)?\s*\(/;
+/** @type {{i32: Int32Array, u8: Uint8Array} | null} */
 let sync = null; // { i32, u8 } views of the shared buffer, when the page sent one
 let importGuard = false; // Python refuses `import js` & co. to executed code (_lockdown.py)
+/** @type {Int32Array | null} */
 let control = null; // Int32Array over the page's control buffer (cross-origin isolated only)
 let fatal = false; // Pyodide failed fatally: reported once, nothing enters Python again
 
@@ -178,7 +180,9 @@ function settleSnapshot(init, snap) {
   };
   if (snap.made) {
     const made = snap.made;
-    self.postMessage({ type: "snapshot", ok: true, snapshot: made }, [made.files.buffer, made.pyodide.buffer]);
+    // (a worker's postMessage(message, transfer): `self` is typed as a page's here)
+    /** @type {any} */ (self).postMessage({ type: "snapshot", ok: true, snapshot: made },
+      [made.files.buffer, made.pyodide.buffer]);
     snap.made = null;
   } else if (init.makeSnapshot === true) {
     post({ type: "snapshot", ok: false, reason: snap.reason ?? "no snapshot was made" });
@@ -190,7 +194,7 @@ function settleSnapshot(init, snap) {
 async function checkPolicy(init) {
   const policy = await checkWorkerPolicy();
   if (!policy.ok && init.requireCSP !== false) {
-    const err = new Error(policyMissingMessage(policy));
+    const err = /** @type {Error & {step?: string}} */ (new Error(policyMissingMessage(policy)));
     err.step = "csp";
     throw err;
   }
@@ -278,7 +282,7 @@ async function start(init) {
         boot: report,
         env: { crossOriginIsolated: self.crossOriginIsolated === true, pyodideVersion: pyodide.version },
       });
-      for (const msg of early.splice(0)) self.onmessage({ data: msg });
+      for (const msg of early.splice(0)) self.onmessage(/** @type {MessageEvent} */ ({ data: msg }));
       return;
     }
     stepName = "start";
@@ -326,7 +330,7 @@ async function configure(init) {
     // with JSPI (it costs a scheduler hop per execute): never without host functions.
     // Code without host functions may still need stack switching: asyncio.run() and
     // friends block on a coroutine with JSPI, so such code always takes that entry.
-    jspiUsable = typeof WebAssembly.Suspending === "function" &&
+    jspiUsable = typeof /** @type {any} */ (WebAssembly).Suspending === "function" &&
       typeof py.execute.callPromising === "function" &&
       (config.sync === "auto" || config.sync === "jspi");
     jspi = jspiUsable && config.functions.length > 0;

@@ -1,5 +1,9 @@
-"""Command line: ``python -m monty_runtime {build,serve,conformance,run}`` (also
-``monty-runtime``)."""
+"""Command line: ``monty-runtime`` (``python -m monty_runtime``).
+
+For users: ``export`` (the browser runtime into a site folder), ``headers`` (server
+snippets), ``serve`` (a folder with the runtime's headers), ``run`` (code, natively),
+``--version``.  In a source checkout also ``build`` and ``conformance``, forwarded to
+the development tools (package ``monty_dev``)."""
 
 from __future__ import annotations
 
@@ -10,18 +14,54 @@ from pathlib import Path
 from typing import IO
 
 
+def _version_text() -> str:
+    from monty_runtime import __version__
+    from monty_runtime.protocol import PROTOCOL_VERSION
+
+    python = sys.version.split()[0]
+    return f"monty-runtime {__version__} (protocol {PROTOCOL_VERSION}, Python {python})"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m monty_runtime",
-        description="monty-runtime: web build, development server, conformance runner.",
+        description="monty-runtime: a stateful Python runtime for LLM tool calls.",
     )
+    parser.add_argument("--version", action="version", version=_version_text())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p_build = sub.add_parser("build", help="build web/dist (wheel, micropip, lock file)")
     p_build.add_argument("--project", type=Path, default=None, help="project folder")
     p_build.add_argument("--force", action="store_true", help="redo every step")
 
-    p_serve = sub.add_parser("serve", help="build, then serve the web folder")
+    p_export = sub.add_parser(
+        "export", help="copy the browser runtime into a site folder (SITE/monty-runtime/)"
+    )
+    p_export.add_argument("site", type=Path, help="the site's folder (created if missing)")
+    p_export.add_argument(
+        "--subdir", default="monty-runtime", help="folder inside SITE (default monty-runtime)"
+    )
+    p_export.add_argument(
+        "--headers",
+        action="append",
+        default=[],
+        choices=["netlify", "cloudflare", "vercel"],
+        help="also write the host's header file at SITE's root (_headers, vercel.json)",
+    )
+    p_export.add_argument("--force", action="store_true", help="replace existing header files")
+
+    p_headers = sub.add_parser("headers", help="print the headers for a web server or host")
+    p_headers.add_argument("kind", choices=["nginx", "caddy", "netlify", "cloudflare", "vercel"])
+    p_headers.add_argument(
+        "--path", default="/monty-runtime/", help="URL path of the runtime folder"
+    )
+    p_headers.add_argument("--root", default="/srv/site", help="caddy: the site's folder")
+    p_headers.add_argument("--address", default="example.com", help="caddy: the site address")
+
+    p_serve = sub.add_parser(
+        "serve",
+        help="serve a folder with the runtime's headers (in a checkout: build, then web/)",
+    )
     p_serve.add_argument("--port", type=int, default=8000, help="port (0: a free one)")
     p_serve.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     p_serve.add_argument(
@@ -35,7 +75,12 @@ def _parser() -> argparse.ArgumentParser:
         help="serve scripts without the worker's Content-Security-Policy (testing only: "
         "the runtime then refuses to boot unless the page passes requireCSP: false)",
     )
-    p_serve.add_argument("--root", type=Path, default=None, help="web root (default: web/)")
+    p_serve.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="folder to serve (default: web/ in a checkout, else the current directory)",
+    )
     p_serve.add_argument("--log", type=Path, default=None, help="append request lines here")
     p_serve.add_argument("--no-build", action="store_true", help="skip the build")
     p_serve.add_argument("--project", type=Path, default=None, help="project folder")
@@ -79,9 +124,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.error is None else 1
 
 
-def _build(project: Path | None, force: bool) -> int:
-    from monty_runtime._build import BuildError, build
+def _dev_tools_missing(command: str) -> int:
+    print(
+        f"{command}: a development command of a source checkout (package monty_dev, "
+        "installed by scripts/dev setup); a pip install has export, headers, serve, run",
+        file=sys.stderr,
+    )
+    return 2
 
+
+def _build(project: Path | None, force: bool) -> int:
+    try:
+        from monty_dev.build import BuildError, build
+    except ImportError:
+        return _dev_tools_missing("build")
     try:
         build(project, force=force)
     except BuildError as exc:
@@ -90,26 +146,64 @@ def _build(project: Path | None, force: bool) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from monty_runtime._deploy import DeployError, export
+
+    try:
+        result = export(args.site, subdir=args.subdir, headers=args.headers, force=args.force)
+    except (DeployError, OSError) as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"export: {len(result.files)} files, {result.total_bytes / 1e6:.1f} MB -> {result.runtime}"
+    )
+    for path in result.headers:
+        print(f"export: headers -> {path}")
+    rel = result.runtime.relative_to(result.site).as_posix()
+    print(
+        f'export: in your page: import {{ MontyRuntime }} from "./{rel}/monty-runtime.js";\n'
+        f"export: serve it with the headers: monty-runtime headers nginx|caddy|netlify|"
+        f"vercel --path /{rel}/ (or try it: monty-runtime serve --root {result.site})"
+    )
+    return 0
+
+
+def _headers(args: argparse.Namespace) -> int:
+    from monty_runtime._deploy import DeployError, snippet
+
+    try:
+        text = snippet(args.kind, path=args.path, root=args.root, address=args.address)
+    except DeployError as exc:
+        print(f"headers: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from monty_runtime._build import BuildError, find_project_root
+    from monty_runtime._deploy import _checkout_web
     from monty_runtime._server import ServerError, serve_forever
 
     root: Path | None = args.root
-    if not args.no_build or root is None:
+    if root is None:
+        web = _checkout_web()
         try:
-            project = find_project_root(args.project)
-        except BuildError as exc:
-            if root is None:
-                print(f"serve: {exc}", file=sys.stderr)
-                return 1
-            project = None
-        if not args.no_build and project is not None:
-            code = _build(project, False)
-            if code:
-                return code
-        if root is None and project is not None:
-            root = project / "web"
-    assert root is not None
+            import monty_dev  # noqa: F401  (a source checkout with its dev tools)
+        except ImportError:
+            web = None
+        if web is not None:
+            if not args.no_build:
+                code = _build(args.project or web.parent, False)
+                if code:
+                    return code
+            root = web
+        else:
+            root = Path.cwd()
+            print(
+                f"serve: serving {root} (put the runtime in it with "
+                "`monty-runtime export .`; --root DIR serves another folder)",
+                file=sys.stderr,
+            )
     log_stream: IO[str] | None = None
     try:
         log_stream = args.log.open("a", buffering=1) if args.log else sys.stderr
@@ -135,8 +229,10 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "conformance":
-        from monty_runtime.conformance import main as conformance_main
-
+        try:
+            from monty_dev.conformance import main as conformance_main
+        except ImportError:
+            return _dev_tools_missing("conformance")
         return conformance_main(argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
@@ -146,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _build(args.project, args.force)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "export":
+        return _export(args)
+    if args.command == "headers":
+        return _headers(args)
     parser.print_help()
     return 2
 

@@ -104,7 +104,7 @@ def _detach_playwright_loop(request: pytest.FixtureRequest) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def web_build() -> Path:
     """Make sure web/dist matches the sources (runs the build; skips unchanged steps)."""
-    from monty_runtime._build import BuildError, build
+    from monty_dev.build import BuildError, build
 
     try:
         result = build(PROJECT_ROOT, log=_emit)

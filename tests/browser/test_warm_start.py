@@ -3,7 +3,7 @@
 
 * the first worker of a page boots cold and makes the snapshot, the next ones restore
   it, and a returning visit restores it from Cache Storage;
-* a restored runtime behaves like a cold one (the python ladder's one-step cases and a
+* a restored runtime behaves like a cold one (the conformance corpus's one-step cases and a
   set of the runtime's own programs, run on both and compared);
 * every way a snapshot can fail falls back to a cold boot, and says so in the boot
   report: a damaged cached snapshot, one that does not fit the worker's packages, one
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from runtime_page import HELPERS_JS, evaluate, open_runtime_page
 
-from monty_runtime.conformance.corpus import find_ladder, load_corpus
+from monty_dev.conformance.corpus import default_corpora, load_corpus
 
 BOOT_S = 180
 
@@ -183,12 +183,11 @@ OWN_PROGRAMS = [
 ]
 
 
-def ladder_programs() -> list[str]:
-    path = find_ladder()
-    if path is None:
-        return []
+def corpus_programs() -> list[str]:
+    """The one-step cases of the conformance corpora (the project's, plus the python
+    ladder when $MONTY_LADDER names it)."""
     out = []
-    for case in load_corpus(path):
+    for case in (c for spec in default_corpora() for c in load_corpus(spec.path)):
         step = case.steps[0]
         if (len(case.steps) == 1 and step.concurrent is None and not case.external_functions
                 and not step.inputs and not case.limits and not step.limits
@@ -198,8 +197,8 @@ def ladder_programs() -> list[str]:
 
 
 def test_a_restored_runtime_behaves_like_a_cold_one(wpage: Any) -> None:
-    programs = OWN_PROGRAMS + ladder_programs()
-    assert len(programs) > 60, "the python ladder was not found"
+    programs = OWN_PROGRAMS + corpus_programs()
+    assert len(programs) > 60, "the conformance corpus was not found"
     out = evaluate(wpage, """async (programs) => {
       // Each program in a fresh REPL (sandbox mode), on a cold worker and on a restored one.
       const cold = await M.MontyRuntime.create({ snapshot: false, sandbox: true, poolSize: 1 });

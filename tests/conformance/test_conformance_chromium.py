@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from monty_runtime.conformance import (
+from monty_dev.conformance import (
     BackendUnavailable,
     CaseResult,
     Report,

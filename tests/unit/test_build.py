@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from monty_runtime import _build
-from monty_runtime._build import BuildError, BuildResult, build, find_build_python
+from monty_dev import build as _build
+from monty_dev.build import BuildError, BuildResult, build, find_build_python
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DIST = PROJECT_ROOT / "web" / "dist"
@@ -42,8 +42,11 @@ def lock(built: BuildResult) -> dict[str, Any]:
 
 
 def project_version() -> str:
-    meta = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
-    return str(meta["project"]["version"])
+    # pyproject takes the version from the package (dynamic): read it from the source.
+    init = (PROJECT_ROOT / "src" / "monty_runtime" / "__init__.py").read_text()
+    match = re.search(r'^__version__ = "([^"]+)"$', init, re.MULTILINE)
+    assert match is not None
+    return match.group(1)
 
 
 @pytest.mark.parametrize(
@@ -115,6 +118,17 @@ def test_wheel_is_pure_python_with_the_package(built: BuildResult) -> None:
     assert any(n.startswith("monty_runtime/") and n.endswith(".py") for n in names)
     assert not any(n.startswith(("tests/", "web/", "build/")) for n in names)
     assert b"Name: monty-runtime" in metadata
+
+
+def test_the_worker_wheel_holds_the_runtime_only(built: BuildResult) -> None:
+    with zipfile.ZipFile(built.wheel) as zf:
+        names = set(zf.namelist())
+    assert {"monty_runtime/worker.py", "monty_runtime/bridge.py", "monty_runtime/_snapshot.py"} <= names
+    # Nothing that never runs in a worker: no dev tools, web payload, CLI, server, export.
+    for left_out in ("monty_runtime/cli.py", "monty_runtime/__main__.py", "monty_runtime/_server.py",
+                     "monty_runtime/_deploy.py"):
+        assert left_out not in names
+    assert not [n for n in names if "/_web/" in n or "conformance" in n or n.startswith("monty_dev")]
 
 
 def test_rebuild_without_changes_redoes_nothing(built: BuildResult) -> None:

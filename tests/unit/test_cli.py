@@ -37,7 +37,7 @@ def test_run_json_and_timeout() -> None:
 
 
 def test_conformance_subcommand_is_wired() -> None:
-    out = _cli("conformance", "--backend", "native", "-k", "tier_01", "--no-progress")
+    out = _cli("conformance", "--backend", "native", "-k", "codec", "--no-progress")
     assert out.returncode == 0, out.stderr
     assert "native: " in out.stdout + out.stderr
     assert " passed, 0 failed" in out.stdout + out.stderr

@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 
-from monty_runtime import codec
-from monty_runtime.conformance import (
+from monty_dev.conformance import (
     Case,
     CaseOutcome,
     CorpusError,
@@ -22,13 +21,14 @@ from monty_runtime.conformance import (
     load_expectations,
     run_cases,
 )
-from monty_runtime.conformance.chromium import (
+from monty_dev.conformance.chromium import (
     ChromiumBackend,
     case_spec,
     host_script,
 )
-from monty_runtime.conformance.cli import _backend_names
-from monty_runtime.conformance.corpus import parse_case
+from monty_dev.conformance.cli import _backend_names
+from monty_dev.conformance.corpus import parse_case
+from monty_runtime import codec
 
 
 def case(obj: dict[str, Any]) -> Case:

@@ -13,7 +13,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from monty_runtime.conformance import (
+from monty_dev.conformance import (
     BackendUnavailable,
     Case,
     CaseOutcome,
@@ -25,6 +25,7 @@ from monty_runtime.conformance import (
     Report,
     RunOutcome,
     create_backend,
+    default_corpora,
     find_ladder,
     load_corpus,
     load_expectations,
@@ -33,9 +34,9 @@ from monty_runtime.conformance import (
     run_cases,
     select_cases,
 )
-from monty_runtime.conformance import backends as backends_module
-from monty_runtime.conformance.check import json_equal, traceback_frames, wire_to_plain
-from monty_runtime.conformance.corpus import CASE_FIELDS, STEP_FIELDS
+from monty_dev.conformance import backends as backends_module
+from monty_dev.conformance.check import json_equal, traceback_frames, wire_to_plain
+from monty_dev.conformance.corpus import CASE_FIELDS, STEP_FIELDS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "conformance.md"
 SUMMARY = re.compile(r"native: (\d+) passed, (\d+) failed, (\d+) expected differences")
@@ -617,8 +618,8 @@ def test_summary_line_per_backend_is_the_last_output(tmp_path: Path) -> None:
 
 
 def test_chromium_unavailable_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from monty_runtime.conformance import chromium
-    from monty_runtime.conformance.corpus import find_repo_root
+    from monty_dev.conformance import chromium
+    from monty_dev.conformance.corpus import find_repo_root
 
     root = find_repo_root()
     assert root is not None
@@ -775,12 +776,37 @@ def test_run_outcome_from_events() -> None:
     assert truncated.problems == ["expected exactly one run_finished/run_error event, got 0"]
 
 
-def test_find_ladder_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_ladder_only_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MONTY_LADDER", str(tmp_path))
     assert find_ladder() == tmp_path
     monkeypatch.delenv("MONTY_LADDER")
+    # A shared/ folder beside the checkout is not picked up on its own: the external
+    # corpus is an input the run names (.ci/run sets $MONTY_LADDER when it exists).
     shared = tmp_path / "shared" / "fixtures" / "python_ladder"
     shared.mkdir(parents=True)
     repo = tmp_path / "repo"
     repo.mkdir()
-    assert find_ladder(repo) == shared
+    monkeypatch.chdir(repo)
+    assert find_ladder(repo) is None
+
+
+def test_default_corpora_are_the_project_plus_the_named_ladder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "tests" / "conformance" / "cases").mkdir(parents=True)
+    (repo / "pyproject.toml").write_text("")
+    monkeypatch.delenv("MONTY_LADDER", raising=False)
+    assert [c.name for c in default_corpora(repo)] == ["project"]
+    ladder = tmp_path / "ladder"
+    ladder.mkdir()
+    monkeypatch.setenv("MONTY_LADDER", str(ladder))
+    assert [(c.name, c.path) for c in default_corpora(repo)] == [
+        ("project", repo / "tests" / "conformance" / "cases"),
+        ("python_ladder", ladder),
+    ]
+    monkeypatch.setenv("MONTY_LADDER", str(tmp_path / "missing"))
+    with pytest.raises(CorpusError, match=r"MONTY_LADDER=.*missing: no such directory"):
+        default_corpora(repo)

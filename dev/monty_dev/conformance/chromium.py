@@ -59,14 +59,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .. import codec
+from monty_runtime import codec
+
 from .backends import BackendUnavailable, CaseOutcome, HostScript, RunOutcome
 from .corpus import Case, Step, find_repo_root
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page, Playwright
 
-    from .._server import RunningServer
+    from monty_runtime._server import RunningServer
 
 __all__ = [
     "MODE_BACKENDS",
@@ -361,7 +362,7 @@ class ChromiumBackend:
     async def start(self) -> None:
         from playwright.async_api import async_playwright
 
-        from .._server import start_server
+        from monty_runtime._server import start_server
 
         self._boot_slots = asyncio.Semaphore(self.boot_concurrency)
         self.stats = BackendStats()
@@ -410,8 +411,8 @@ class ChromiumBackend:
         """Build ``web/dist`` (unless ``build=False``) and copy the web root to a
         temporary folder served for the whole run, so that edits and rebuilds of ``web/``
         during the run cannot mix two builds (a lock file and a wheel that disagree)."""
-        from .._build import BuildError
-        from .._build import build as build_web
+        from monty_dev.build import BuildError
+        from monty_dev.build import build as build_web
 
         problem = ""
         for _attempt in range(3):

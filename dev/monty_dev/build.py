@@ -1,8 +1,11 @@
-"""Web build: ``python -m monty_runtime build``.
+"""Web build: ``python -m monty_dev build`` (also ``python -m monty_runtime build`` in a
+checkout).
 
 Writes ``web/dist/``:
 
-* ``monty_runtime-<version>-py3-none-any.whl`` - our pure-Python wheel;
+* ``monty_runtime-<version>-py3-none-any.whl`` - the wheel the worker installs: the
+  runtime package without what never runs in a worker (``WORKER_WHEEL_EXCLUDES``: the
+  web host payload, the command line, the dev server, the export);
 * ``micropip-0.11.1-py3-none-any.whl`` and ``packaging-26.1-py3-none-any.whl`` - from
   PyPI (the versions Pyodide 314.0.7 expects), kept in a download cache so a rebuild
   works offline;
@@ -129,6 +132,18 @@ def _tree_digest(root: Path, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
+#: Left out of the wheel the worker installs inside Pyodide: the web host it is served
+#: by (``_web/``, only in the wheel users install), the command line, the dev server and
+#: the export; none of them runs in a worker.
+WORKER_WHEEL_EXCLUDES: tuple[str, ...] = (
+    "src/monty_runtime/_web",
+    "src/monty_runtime/__main__.py",
+    "src/monty_runtime/cli.py",
+    "src/monty_runtime/_server.py",
+    "src/monty_runtime/_deploy.py",
+)
+
+
 def _wheel_inputs(project: Path) -> list[Path]:
     files = [project / "pyproject.toml"]
     for name in ("README.md", "setup.cfg", "setup.py", "MANIFEST.in", "LICENSE"):
@@ -139,6 +154,9 @@ def _wheel_inputs(project: Path) -> list[Path]:
             continue
         rel = path.relative_to(project).parts
         if any(p == "__pycache__" or p.endswith(".egg-info") for p in rel):
+            continue
+        posix = "/".join(rel)
+        if any(posix == x or posix.startswith(x + "/") for x in WORKER_WHEEL_EXCLUDES):
             continue
         if path.suffix in (".pyc", ".pyo"):
             continue
@@ -387,6 +405,10 @@ class _Builder:
                 target = source / path.relative_to(self.project)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)
+            # The worker never reads the long description: keep METADATA small.
+            (source / "README.md").write_text(
+                "monty-runtime, the wheel a browser worker installs inside Pyodide.\n"
+            )
             out_dir = Path(tmp) / "out"
             _run(
                 [

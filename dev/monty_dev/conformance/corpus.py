@@ -639,21 +639,15 @@ def find_repo_root(start: str | os.PathLike[str] | None = None) -> Path | None:
 
 
 def find_ladder(repo_root: str | os.PathLike[str] | None = None) -> Path | None:
-    """The python ladder: ``$MONTY_LADDER``, else the first ``shared/fixtures/
-    python_ladder`` found upward from the repo root (so ``../shared/...`` beside a
-    checkout is found)."""
+    """The python ladder, an external corpus: ``$MONTY_LADDER`` when it is set, else
+    None.  It is never looked for on disk: the project's tests pass from its own tree,
+    and an external corpus is an input the caller names (``--corpus`` or
+    ``$MONTY_LADDER``; ``.ci/run`` sets ``$MONTY_LADDER`` when
+    ``../shared/fixtures/python_ladder`` exists beside the checkout).  ``repo_root`` is
+    accepted for compatibility and ignored."""
+    del repo_root
     env = os.environ.get(LADDER_ENV)
-    if env:
-        return Path(env)
-    root = Path(repo_root).resolve() if repo_root is not None else find_repo_root()
-    bases = [root] if root is not None else []
-    bases.append(Path.cwd().resolve())
-    for base in bases:
-        for d in (base, *base.parents):
-            candidate = d / "shared" / "fixtures" / "python_ladder"
-            if candidate.is_dir():
-                return candidate
-    return None
+    return Path(env) if env else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -674,20 +668,13 @@ class CorpusSpec:
 
 
 def default_corpora(repo_root: str | os.PathLike[str] | None = None) -> list[CorpusSpec]:
-    """The ladder and the project's corpus (``tests/conformance/cases``).  Raises
-    :class:`CorpusError` when either cannot be found (never runs a partial corpus
-    silently)."""
+    """The project's corpus (``tests/conformance/cases``), plus the python ladder when
+    ``$MONTY_LADDER`` names it.  Raises :class:`CorpusError` when the project's corpus
+    cannot be found, or ``$MONTY_LADDER`` is set to a missing directory (never runs a
+    partial corpus silently)."""
     root = Path(repo_root).resolve() if repo_root is not None else find_repo_root()
     problems: list[str] = []
     out: list[CorpusSpec] = []
-    ladder = find_ladder(root)
-    if ladder is None or not ladder.is_dir():
-        problems.append(
-            f"python ladder not found (looked for ${LADDER_ENV} and shared/fixtures/"
-            f"python_ladder above {root or Path.cwd()}); pass --corpus DIR"
-        )
-    else:
-        out.append(CorpusSpec(LADDER_CORPUS, ladder))
     if root is None:
         problems.append(
             "project corpus not found: no tests/conformance above the current "
@@ -695,6 +682,12 @@ def default_corpora(repo_root: str | os.PathLike[str] | None = None) -> list[Cor
         )
     else:
         out.append(CorpusSpec(PROJECT_CORPUS, root / "tests" / "conformance" / "cases"))
+    ladder = find_ladder()
+    if ladder is not None:
+        if ladder.is_dir():
+            out.append(CorpusSpec(LADDER_CORPUS, ladder))
+        else:
+            problems.append(f"${LADDER_ENV}={ladder}: no such directory")
     if problems:
         raise CorpusError(problems)
     return out

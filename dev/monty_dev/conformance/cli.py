@@ -44,9 +44,9 @@ EXIT_USAGE = 2
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m monty_runtime conformance",
-        description="Run the conformance corpus (the python ladder plus the project's "
-        "own cases) on one or more backends and compare the results.",
+        prog="python -m monty_dev conformance",
+        description="Run the conformance corpus (the project's own cases, plus external "
+        "corpora: --corpus, $MONTY_LADDER) on one or more backends and compare the results.",
     )
     p.add_argument(
         "--backend",
@@ -71,9 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         "--corpus",
         action="append",
         metavar="DIR",
-        help="a corpus directory (or NAME=DIR); repeatable; default: the ladder "
-        "($MONTY_LADDER or shared/fixtures/python_ladder above the repo) and "
-        "tests/conformance/cases",
+        help="a corpus directory (or NAME=DIR); repeatable; default: "
+        "tests/conformance/cases, plus the python ladder when $MONTY_LADDER names it",
     )
     p.add_argument(
         "--expectations",
@@ -178,11 +177,12 @@ def run_conformance(
     progress: bool = False,
     case_timeout: float = DEFAULT_CASE_TIMEOUT,
 ) -> Report:
-    """Load, run and judge (the API behind ``main``).  ``corpora`` defaults to the ladder
-    plus the project's corpus; ``expectations`` to ``tests/conformance/expectations.json``
-    (pass ``Expectations()`` for none).  Raises ``CorpusError`` / ``BackendUnavailable``
+    """Load, run and judge (the API behind ``main``).  ``corpora`` defaults to the project's
+    corpus plus ``$MONTY_LADDER`` when set (:func:`default_corpora`); ``expectations``
+    to ``tests/conformance/expectations.json`` (pass ``Expectations()`` for none).  Raises
+    ``CorpusError`` / ``BackendUnavailable``
     when the run cannot start.  Must not be called from a running event loop (use
-    :func:`~monty_runtime.conformance.run.run_cases` there)."""
+    :func:`~monty_dev.conformance.run.run_cases` there)."""
     specs = (
         default_corpora()
         if corpora is None

@@ -1,6 +1,6 @@
 """Backends: where a case runs.
 
-A backend turns a :class:`~monty_runtime.conformance.corpus.Case` into a
+A backend turns a :class:`~monty_dev.conformance.corpus.Case` into a
 :class:`CaseOutcome` -- what each ``execute()`` of the case produced, as plain data
 (values in the codec's wire form, errors and events as the dicts of
 :meth:`Event.to_dict`).  The runner judges outcomes; a backend never does.
@@ -8,7 +8,7 @@ A backend turns a :class:`~monty_runtime.conformance.corpus.Case` into a
 * :class:`NativeBackend` runs cases in this process with :class:`MontyRuntime`.
 * The browser backends (``chromium``: a cross-origin isolated page, and
   ``chromium-noniso``: the same without isolation) run the same cases in the Pyodide
-  workers of ``web/`` (module ``monty_runtime.conformance.chromium``, whose
+  workers of ``web/`` (module ``monty_dev.conformance.chromium``, whose
   ``create_backend(mode)`` returns an object of the :class:`Backend` protocol).  Other
   backends plug in with :func:`register_backend`.
 
@@ -45,9 +45,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from .. import codec
-from ..extensions import HostFunction
-from ..runtime import ExecutionHandle, MontyRuntime
+from monty_runtime import codec
+from monty_runtime.extensions import HostFunction
+from monty_runtime.runtime import ExecutionHandle, MontyRuntime
+
 from .corpus import Case, Step
 
 __all__ = [
@@ -249,7 +250,7 @@ def register_backend(name: str, factory: BackendFactory) -> None:
     _registry[name] = factory
 
 
-#: The browser backends: name -> server mode of ``monty_runtime.conformance.chromium``.
+#: The browser backends: name -> server mode of ``monty_dev.conformance.chromium``.
 BROWSER_BACKENDS = {"chromium": "isolated", "chromium-noniso": "not_isolated"}
 
 

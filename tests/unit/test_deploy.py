@@ -1,0 +1,65 @@
+"""monty-runtime export: the runtime folder (runtime only, every module the entry
+points import, the layout for the export), header files, refusals that name the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from monty_runtime._deploy import DeployError, WebHost, export, find_web_host, module_graph
+
+WEB = Path(__file__).resolve().parents[2] / "web"
+
+
+def test_the_module_graph_follows_the_imports() -> None:
+    names = module_graph(WEB)
+    for name in ("monty-runtime.js", "tools.js", "worker.js", "boot.js", "layout.js", "hints.js",
+                 "protocol.js", "codec.js", "lockdown.js"):
+        assert name in names
+    # Demo pages and their scripts are not reachable from the library.
+    assert not [n for n in names if n.startswith(("playground", "agent", "conformance", "boot-check"))]
+
+
+def test_export_writes_the_runtime_only(tmp_path: Path) -> None:
+    result = export(tmp_path / "site", headers=["netlify", "vercel"])
+    runtime = tmp_path / "site" / "monty-runtime"
+    assert result.runtime == runtime
+    assert (runtime / "worker.js").is_file() and (runtime / "monty-runtime.d.ts").is_file()
+    assert sorted(p.name for p in (runtime / "pyodide").iterdir()) == [
+        "pyodide.asm.mjs", "pyodide.asm.wasm", "pyodide.mjs", "python_stdlib.zip"]
+    info = json.loads((runtime / "dist" / "build-info.json").read_text())
+    assert (runtime / "dist" / info["wheel"]).is_file()
+    assert not (runtime / "dist" / ".build-state.json").exists()
+    assert not [p for p in runtime.rglob("*") if p.suffix in (".html", ".css")]
+    assert 'new URL("./pyodide/", import.meta.url)' in (runtime / "layout.js").read_text()
+    assert (tmp_path / "site" / ".nojekyll").is_file()
+    assert "/monty-runtime/*\n  Content-Security-Policy:" in (tmp_path / "site" / "_headers").read_text()
+    vercel = json.loads((tmp_path / "site" / "vercel.json").read_text())
+    assert [h["source"] for h in vercel["headers"]] == ["/(.*)", "/monty-runtime/(.*)"]
+    # Exporting again replaces the earlier export, keeps the header files unless forced.
+    with pytest.raises(DeployError, match=r"_headers exists: add the lines of `monty-runtime headers netlify"):
+        export(tmp_path / "site", headers=["netlify"])
+    export(tmp_path / "site", headers=["netlify"], force=True)
+    export(tmp_path / "site")
+
+
+def test_export_refuses_a_folder_that_is_not_an_export(tmp_path: Path) -> None:
+    (tmp_path / "site" / "monty-runtime").mkdir(parents=True)
+    (tmp_path / "site" / "monty-runtime" / "mine.txt").write_text("keep me")
+    with pytest.raises(DeployError, match="is not an earlier export: choose another --subdir"):
+        export(tmp_path / "site")
+    assert (tmp_path / "site" / "monty-runtime" / "mine.txt").read_text() == "keep me"
+    with pytest.raises(DeployError, match="plain relative folder"):
+        export(tmp_path / "site", subdir="../outside")
+
+
+def test_a_missing_build_output_names_the_command(tmp_path: Path) -> None:
+    real = find_web_host()
+    broken = WebHost(real.modules, tmp_path / "dist", real.pyodide, installed=False)
+    with pytest.raises(DeployError, match=r"build-info.json is missing .*python -m monty_dev build"):
+        export(tmp_path / "site", host=broken)
+    no_pyodide = WebHost(real.modules, real.dist, tmp_path / "pyodide", installed=False)
+    with pytest.raises(DeployError, match=r"pyodide.mjs is missing: run `npm ci --prefix web`"):
+        export(tmp_path / "site", host=no_pyodide)
