@@ -201,7 +201,8 @@ class DenoHost:
         tail = " | ".join(list(self.stderr_tail)[-5:])
         code = self.process.returncode
         for backend in backends:
-            backend._host_gone(f"the JS host process exited (code {code}){': ' + tail if tail else ''}")
+            why = f"the JS host process exited (code {code})"
+            backend._host_gone(f"{why}: {tail}" if tail else why)
 
     def release(self, backend: DenoBackend) -> None:
         with DenoHost._lock:
@@ -451,7 +452,11 @@ class DenoBackend:
         self._settle(msg.get("id", -1), error=exc)
 
     def _settle(
-        self, request: int, *, result: ExecutionResult | None = None, error: BaseException | None = None
+        self,
+        request: int,
+        *,
+        result: ExecutionResult | None = None,
+        error: BaseException | None = None,
     ) -> None:
         with self._lock:
             p = self._pending.get(request)
@@ -494,28 +499,30 @@ class DenoBackend:
             if not isinstance(args, list) or not isinstance(kwargs, dict):
                 raise TypeError("malformed arguments")
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-            self._answer(call, error={"type": "ProtocolError", "message": f"malformed host call: {exc}"})
+            self._fail(call, "ProtocolError", f"malformed host call: {exc}")
             return
         p = self._pending.get(request) if isinstance(request, int) else None
         hf = self.functions.get(name) if isinstance(name, str) else None
         if p is None or hf is None:
             what = "unknown execution" if p is None else f"unknown host function {str(name)[:80]}"
-            self._answer(call, error={"type": "ProtocolError", "message": what})
+            self._fail(call, "ProtocolError", what)
             return
         if not all(isinstance(k, str) for k in kwargs):
-            self._answer(call, error={"type": "TypeError", "message": "keyword names must be strings"})
+            self._fail(call, "TypeError", "keyword names must be strings")
             return
         try:
             hf.bind(tuple(args), kwargs)
         except TypeError as exc:
-            self._answer(call, error={"type": "TypeError", "message": str(exc)})
+            self._fail(call, "TypeError", str(exc))
             return
         try:
             asyncio.run_coroutine_threadsafe(self._run_host(call, hf, args, kwargs), p.loop)
         except RuntimeError:
-            self._answer(call, error={"type": "HostError", "message": "the caller's event loop is closed"})
+            self._fail(call, "HostError", "the caller's event loop is closed")
 
-    async def _run_host(self, call: int, hf: HostFunction, args: list[Any], kwargs: dict[str, Any]) -> None:
+    async def _run_host(
+        self, call: int, hf: HostFunction, args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
         try:
             if hf.is_async:
                 value = await hf.fn(*args, **kwargs)
@@ -529,6 +536,9 @@ class DenoBackend:
             self._answer(call, error={"type": type(exc).__name__, "message": str(exc)})
             return
         self._answer(call, value=codec.encode(value))
+
+    def _fail(self, call: int, kind: str, message: str) -> None:
+        self._answer(call, error={"type": kind, "message": message})
 
     def _answer(self, call: int, *, value: Any = None, error: dict[str, Any] | None = None) -> None:
         if error is None:

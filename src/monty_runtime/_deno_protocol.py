@@ -21,8 +21,14 @@ HOST_PROTOCOL_VERSION = 1
 
 MESSAGES: dict[str, dict[str, dict[str, list[str]]]] = {
     "python_to_host": {
-        "create": {"required": ["rid", "functions", "sandbox", "limits"], "optional": ["poolSize", "snapshot"]},
-        "execute": {"required": ["rid", "id", "code"], "optional": ["limits", "scriptName", "inputs"]},
+        "create": {
+            "required": ["rid", "functions", "sandbox", "limits"],
+            "optional": ["poolSize", "snapshot"],
+        },
+        "execute": {
+            "required": ["rid", "id", "code"],
+            "optional": ["limits", "scriptName", "inputs"],
+        },
         "host_result": {"required": ["call", "ok"], "optional": ["value", "error"]},
         "interrupt": {"required": ["rid"], "optional": ["id"]},
         "dispose": {"required": ["rid"], "optional": []},

@@ -231,7 +231,8 @@ class MontyRuntime:
         backend: str = "native",
     ) -> None:
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+            choices = ", ".join(map(repr, BACKENDS))
+            raise ValueError(f"backend must be one of {choices}, got {backend!r}")
         if not isinstance(sandbox, bool):
             raise TypeError(f"sandbox must be a bool, got {type(sandbox).__name__}")
         self._functions, self._extensions = _build_functions(functions, extensions)
@@ -245,6 +246,7 @@ class MontyRuntime:
         self._subscribers: list[EventStream] = []
         self._sync_loop: asyncio.AbstractEventLoop | None = None
         self.backend = backend
+        self._attach_tasks: set[asyncio.Future[Any]] = set()
         self._remote: Any = None
         if backend == "deno":
             from ._deno import DenoBackend
@@ -413,7 +415,8 @@ class MontyRuntime:
         for ext in self._extensions:
             out = ext.on_attach(self)
             if asyncio.iscoroutine(out):
-                asyncio.ensure_future(out)
+                self._attach_tasks.add(task := asyncio.ensure_future(out))
+                task.add_done_callback(self._attach_tasks.discard)
             attached.append(ext)
         self._attached = attached
 

@@ -26,7 +26,11 @@ const pathOf = (url) => decodeURIComponent(url.pathname);
 
 // The page library enables its shared-memory paths (control channel, sync buffer) only
 // in a cross-origin isolated page; this process shares memory with its workers only.
+// Cache Storage (the stored snapshot) is used in a secure context only: a local process is one.
 Object.defineProperty(globalThis, "crossOriginIsolated", { value: true, configurable: true });
+if (globalThis.isSecureContext !== true) {
+  Object.defineProperty(globalThis, "isSecureContext", { value: true, configurable: true });
+}
 
 /** Every worker this process starts: locked down (see ./worker.js for the seal). */
 class SandboxWorker extends Worker {
