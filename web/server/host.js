@@ -111,6 +111,7 @@ globalThis.Worker = SandboxWorker;
 
 const { MontyRuntime } = await import("../monty-runtime.js");
 const { decode, encode } = await import("../codec.js");
+const { snapshotSource } = await import("../snapshot.js");
 
 // ------------------------------------------------------------------------------ stdio
 
@@ -334,4 +335,7 @@ for await (const chunk of Deno.stdin.readable) {
   }
 }
 for (const entry of runtimes.values()) entry.runtime?._disposeNow();
+// A snapshot made in this process may still be on its way to Cache Storage.
+const saving = snapshotSource(new URL("build-info.json", DIST).href, { persist: true }).saved?.();
+await Promise.race([saving, new Promise((resolve) => setTimeout(resolve, 5000))]);
 Deno.exit(0);
