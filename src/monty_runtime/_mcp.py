@@ -166,6 +166,8 @@ class MontyMCP:
             await forward.flush()
             return json.dumps(payload, ensure_ascii=False)
 
+        # The SDK reads the annotations; Context is only imported here.
+        run_python.__annotations__ = {"code": str, "ctx": Context, "return": str}
         server.add_tool(
             run_python,
             name="run_python",
