@@ -34,7 +34,7 @@ async def probe_all(config_json: str) -> str:
     out: dict[str, list[str]] = {}
     try:
         js = _reach("js")
-        ffi = _reach("pyodide.ffi")
+        _reach("pyodide.ffi")
         out[BYPASS] = ["allowed", "js reached"]
     except BaseException as exc:
         out[BYPASS] = ["blocked", _err(exc)]
