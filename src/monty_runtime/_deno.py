@@ -542,7 +542,9 @@ class DenoBackend:
 
     def _answer(self, call: int, *, value: Any = None, error: dict[str, Any] | None = None) -> None:
         if error is None:
-            self._send({"type": "host_result", "call": call, "ok": True, "value": value})
+            # As JSON text: the worker reads it as written (2.0 stays a float).
+            text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+            self._send({"type": "host_result", "call": call, "ok": True, "value_json": text})
         else:
             self._send({"type": "host_result", "call": call, "ok": False, "error": error})
 

@@ -29,7 +29,7 @@ MESSAGES: dict[str, dict[str, dict[str, list[str]]]] = {
             "required": ["rid", "id", "code"],
             "optional": ["limits", "scriptName", "inputs"],
         },
-        "host_result": {"required": ["call", "ok"], "optional": ["value", "error"]},
+        "host_result": {"required": ["call", "ok"], "optional": ["value", "value_json", "error"]},
         "interrupt": {"required": ["rid"], "optional": ["id"]},
         "dispose": {"required": ["rid"], "optional": []},
         "stats": {"required": ["id"], "optional": []},

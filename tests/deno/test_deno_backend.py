@@ -27,6 +27,11 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+def price(item: str) -> float:
+    """A price."""
+    return 20.0
+
+
 async def double_later(x: int) -> int:
     """Double x after a short wait."""
     await asyncio.sleep(0.05)
@@ -63,8 +68,10 @@ async def test_values_output_and_errors_come_back_exactly_and_state_persists() -
 
 
 async def test_host_functions_run_in_python_sync_style_or_awaited_with_schemas_checked() -> None:
-    async with MontyRuntime([add, double_later], backend="deno") as rt:
+    async with MontyRuntime([add, double_later, price], backend="deno") as rt:
         assert (await rt.execute("add(1, 2)").result).value == 3
+        r = await rt.execute("p = price('x')\n(type(p).__name__, p)").result
+        assert r.value == ("float", 20.0)
         assert (await rt.execute("await double_later(21)").result).value == 42
         r = await rt.execute("import asyncio\nawait asyncio.gather(double_later(1), double_later(2))").result
         assert r.value == [2, 4]

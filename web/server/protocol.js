@@ -23,7 +23,7 @@ export const MESSAGES = Object.freeze(
     "python_to_host": {
       "create": { "required": ["rid", "functions", "sandbox", "limits"], "optional": ["poolSize", "snapshot"] },
       "execute": { "required": ["rid", "id", "code"], "optional": ["limits", "scriptName", "inputs"] },
-      "host_result": { "required": ["call", "ok"], "optional": ["value", "error"] },
+      "host_result": { "required": ["call", "ok"], "optional": ["value", "value_json", "error"] },
       "interrupt": { "required": ["rid"], "optional": ["id"] },
       "dispose": { "required": ["rid"], "optional": [] },
       "stats": { "required": ["id"], "optional": [] }
