@@ -316,6 +316,7 @@ class DenoBackend:
             "sandbox": self.sandbox,
             "limits": _limits_wire(self.limits),
             "snapshot": _snapshot_mode(),
+            "prewarm": _prewarm(),
         })
 
     def _send(self, message: dict[str, Any]) -> bool:
@@ -556,6 +557,15 @@ def _snapshot_mode() -> bool | str:
     if mode in ("0", "false", "off", "no"):
         return False
     return "memory" if mode == "memory" else True
+
+
+def _prewarm() -> int:
+    """``$MONTY_DENO_PREWARM``: workers the host keeps booted for the next runtimes
+    (default 0; each costs a runtime's memory while it waits)."""
+    try:
+        return max(0, int(os.environ.get("MONTY_DENO_PREWARM", "0")))
+    except ValueError:
+        return 0
 
 
 def _limits_wire(limits: Limits) -> dict[str, Any]:

@@ -23,7 +23,7 @@ MESSAGES: dict[str, dict[str, dict[str, list[str]]]] = {
     "python_to_host": {
         "create": {
             "required": ["rid", "functions", "sandbox", "limits"],
-            "optional": ["poolSize", "snapshot"],
+            "optional": ["poolSize", "snapshot", "prewarm"],
         },
         "execute": {
             "required": ["rid", "id", "code"],

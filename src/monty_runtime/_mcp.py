@@ -23,6 +23,7 @@ import asyncio
 import importlib
 import inspect
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
@@ -239,6 +240,8 @@ def add_parser(sub: Any) -> None:
                    help="seconds per call before the code is interrupted (default 30)")
     p.add_argument("--session-idle", type=float, default=1800.0,
                    help="dispose a session's runtime after this many idle seconds (default 1800)")
+    p.add_argument("--prewarm", type=int, default=1,
+                   help="workers kept booted so that a new session starts at once (default 1)")
     p.add_argument("--max-sessions", type=int, default=100,
                    help="runtimes kept at once; the least recently used goes first (default 100)")
 
@@ -248,6 +251,7 @@ def main(args: argparse.Namespace) -> int:
         import mcp  # noqa: F401
     except ImportError:
         raise SystemExit(MISSING_SDK) from None
+    os.environ.setdefault("MONTY_DENO_PREWARM", str(max(0, args.prewarm)))
     state = MontyMCP(
         load_functions(args.functions),
         policy=args.policy,

@@ -246,3 +246,35 @@ async def test_one_host_process_serves_many_runtimes() -> None:
     finally:
         for rt in rts:
             rt.dispose()
+
+
+def test_a_prewarmed_worker_serves_the_next_runtime_and_is_sealed_too() -> None:
+    script = textwrap.dedent("""
+        import asyncio, json, os
+        os.environ["MONTY_DENO_PREWARM"] = "1"
+        from monty_runtime import MontyRuntime
+        READ = (
+            "import sys, json\\n"
+            "vars(json)['__builtins__']['__import__']('js')\\n"
+            "js = sys.modules['js']\\n"
+            "try:\\n"
+            "    await js.eval('import(\\"node:fs\\").then((f) => f.readFileSync(\\"/etc/hostname\\", \\"utf8\\"))')\\n"
+            "    out = 'read'\\n"
+            "except Exception as exc:\\n"
+            "    out = str(exc)\\n"
+            "out"
+        )
+        async def main():
+            a = MontyRuntime(backend="deno")
+            await a.execute("1").result  # the host now keeps one worker booted
+            b = MontyRuntime(backend="deno")  # takes it (booted or still booting)
+            r = await b.execute(READ).result
+            print(json.dumps({"pooled": b._remote.boot["boot"]["pooled"], "read": r.value}))
+            a.dispose(); b.dispose()
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    assert data["pooled"] is True
+    assert "NotCapable" in data["read"] and "read access" in data["read"]

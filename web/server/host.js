@@ -134,6 +134,7 @@ const runtimes = new Map();
 /** Host call number -> {worker, id} (the worker's own call id). */
 const calls = new Map();
 let nextCall = 1;
+let prewarmed = false;
 
 function ridOf(worker) {
   if (worker.rid !== null) return worker.rid;
@@ -179,12 +180,7 @@ function create(msg) {
     };
   }
   const entry = { runtime: null, promise: null };
-  entry.promise = MontyRuntime.create({
-    functions,
-    sandbox: msg.sandbox === true,
-    limits: msg.limits ?? undefined,
-    ...(msg.poolSize ? { poolSize: msg.poolSize } : {}),
-    sync: "jspi",
+  const boot = {
     workerURL: WORKER_URL,
     indexURL: PYODIDE.href,
     lockFileURL: new URL("pyodide-lock.json", DIST).href,
@@ -193,8 +189,21 @@ function create(msg) {
     // Cache Storage (Deno keeps it on disk), so later workers -- and later processes --
     // restore it instead (false: always cold; "memory": this process only).
     snapshot: msg.snapshot ?? true,
-    pool: false,
+  };
+  entry.promise = MontyRuntime.create({
+    functions,
+    sandbox: msg.sandbox === true,
+    limits: msg.limits ?? undefined,
+    ...(msg.poolSize ? { poolSize: msg.poolSize } : {}),
+    sync: "jspi",
+    ...boot,
+    pool: true, // takes a pre-booted worker when there is one (prewarm)
   });
+  if (Number.isInteger(msg.prewarm) && msg.prewarm > 0 && !prewarmed) {
+    // Keep workers booted (sealed only when configured) for the next runtimes.
+    prewarmed = true;
+    MontyRuntime.prewarm(msg.prewarm, boot).catch((err) => log("warn", `prewarm failed: ${err?.message ?? err}`));
+  }
   runtimes.set(msg.rid, entry);
   entry.promise.then(
     (rt) => {

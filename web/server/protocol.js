@@ -21,7 +21,7 @@ export const MESSAGES = Object.freeze(
   /* BEGIN MESSAGES */
   {
     "python_to_host": {
-      "create": { "required": ["rid", "functions", "sandbox", "limits"], "optional": ["poolSize", "snapshot"] },
+      "create": { "required": ["rid", "functions", "sandbox", "limits"], "optional": ["poolSize", "snapshot", "prewarm"] },
       "execute": { "required": ["rid", "id", "code"], "optional": ["limits", "scriptName", "inputs"] },
       "host_result": { "required": ["call", "ok"], "optional": ["value", "value_json", "error"] },
       "interrupt": { "required": ["rid"], "optional": ["id"] },
