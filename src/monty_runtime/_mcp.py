@@ -13,7 +13,8 @@ a progress notification.  Cancelling a call interrupts its code (state kept); an
 session's runtime is disposed after ``--session-idle`` seconds.
 
 Streamable HTTP is stateful per session: run several servers behind a load balancer
-with session affinity on the ``Mcp-Session-Id`` header (docs/server.md).
+with session affinity on the ``Mcp-Session-Id`` header, learnt from the response that
+creates the session (docs/server.md).
 """
 
 from __future__ import annotations
