@@ -278,3 +278,25 @@ def test_a_prewarmed_worker_serves_the_next_runtime_and_is_sealed_too() -> None:
     data = json.loads(out.stdout.strip().splitlines()[-1])
     assert data["pooled"] is True
     assert "NotCapable" in data["read"] and "read access" in data["read"]
+
+
+async def test_interrupting_one_sandbox_execution_leaves_the_others_running() -> None:
+    async with MontyRuntime(backend="deno", sandbox=True) as rt:
+        spin = rt.execute("while True: pass")
+        other = rt.execute("import time\ntime.sleep(1.0)\n'done'")
+        await asyncio.sleep(0.5)
+        spin.interrupt()
+        r = await spin.result
+        assert r.error is not None and r.error.type == "KeyboardInterrupt"
+        assert (await other.result).value == "done"
+
+
+async def test_an_interrupt_sent_while_the_worker_boots_is_not_lost() -> None:
+    rt = MontyRuntime(backend="deno")  # a fresh worker: the execution waits for its boot
+    try:
+        h = rt.execute("while True: pass")
+        assert rt.interrupt() is True
+        r = await h.result
+        assert r.error is not None and r.error.type == "KeyboardInterrupt"
+    finally:
+        rt.dispose()

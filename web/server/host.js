@@ -179,7 +179,10 @@ function create(msg) {
       parameters: schema.parameters ?? null,
     };
   }
-  const entry = { runtime: null, promise: null };
+  // inflight: request ids not settled yet; started: their handles once the code runs;
+  // interrupted: ids to interrupt as soon as their code runs (the page library drops an
+  // interrupt that reaches a worker still booting).
+  const entry = { runtime: null, promise: null, inflight: new Set(), started: new Map(), interrupted: new Set() };
   const boot = {
     workerURL: WORKER_URL,
     indexURL: PYODIDE.href,
@@ -225,30 +228,44 @@ function execute(msg) {
     send({ type: "rejected", rid: msg.rid, id: msg.id, error: { name: "StateError", message: "MontyRuntime has been disposed", reason: "disposed" } });
     return;
   }
+  entry.inflight.add(msg.id);
   const options = {};
   if (msg.limits != null) options.limits = msg.limits;
   if (msg.scriptName != null) options.scriptName = msg.scriptName;
   entry.promise.then(
-    (rt) => run(rt, msg, options),
-    (err) => send({ type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(err) }),
+    (rt) => run(rt, entry, msg, options),
+    (err) => settle(entry, msg, { type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(err) }),
   );
 }
 
-async function run(rt, msg, options) {
+function settle(entry, msg, reply) {
+  entry.inflight.delete(msg.id);
+  entry.started.delete(msg.id);
+  entry.interrupted.delete(msg.id);
+  send(reply);
+}
+
+async function run(rt, entry, msg, options) {
   let handle;
   try {
     if (msg.inputs != null) options.inputs = decode(msg.inputs);
     handle = rt.execute(msg.code, options);
   } catch (err) {
-    send({ type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(err) });
+    settle(entry, msg, { type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(err) });
     return;
   }
-  for await (const event of handle.events) send({ type: "event", rid: msg.rid, id: msg.id, event });
+  for await (const event of handle.events) {
+    if (event.type === "run_started") {
+      entry.started.set(msg.id, handle);
+      if (entry.interrupted.has(msg.id)) handle.interrupt();
+    }
+    send({ type: "event", rid: msg.rid, id: msg.id, event });
+  }
   let result;
   try {
     result = await handle.result;
   } catch (err) {
-    send({ type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(err) });
+    settle(entry, msg, { type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(err) });
     return;
   }
   const worker = handle._host?.worker;
@@ -263,7 +280,7 @@ async function run(rt, msg, options) {
     duration_ms: result.durationMs,
   };
   if (raw === undefined) out.value = encode(result.value);
-  send({ type: "result", rid: msg.rid, id: msg.id, result: out, ...(raw ? { raw: raw.text, index: raw.index } : {}) });
+  settle(entry, msg, { type: "result", rid: msg.rid, id: msg.id, result: out, ...(raw ? { raw: raw.text, index: raw.index } : {}) });
 }
 
 function hostResult(msg) {
@@ -298,8 +315,13 @@ function dispatch(msg) {
       hostResult(msg);
       return;
     case "interrupt": {
-      const rt = runtimes.get(msg.rid)?.runtime;
-      if (rt) rt.interrupt();
+      const entry = runtimes.get(msg.rid);
+      if (entry === undefined) return;
+      for (const id of msg.id === undefined ? [...entry.inflight] : [msg.id]) {
+        if (!entry.inflight.has(id)) continue;
+        entry.interrupted.add(id);
+        entry.started.get(id)?.interrupt();
+      }
       return;
     }
     case "dispose": {
