@@ -238,7 +238,7 @@ def _close_at_exit() -> None:
     if host is not None:
         host.close()
         try:
-            host.process.wait(timeout=2)
+            host.process.wait(timeout=6)  # it may still be storing a new snapshot
         except subprocess.TimeoutExpired:
             host.process.kill()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any
@@ -252,6 +253,9 @@ class MontyRuntime:
             from ._deno import DenoBackend
 
             self._remote = DenoBackend(self._functions, sandbox, self.limits)
+            # A runtime dropped without dispose() still frees its worker (and, with the
+            # last one, the JS host process).
+            weakref.finalize(self, self._remote.dispose)
 
     # -- introspection ------------------------------------------------------------------
 

@@ -300,3 +300,20 @@ async def test_an_interrupt_sent_while_the_worker_boots_is_not_lost() -> None:
         assert r.error is not None and r.error.type == "KeyboardInterrupt"
     finally:
         rt.dispose()
+
+
+def test_a_runtime_dropped_without_dispose_frees_the_host() -> None:
+    script = textwrap.dedent("""
+        import gc, os, time
+        from monty_runtime import MontyRuntime
+        rt = MontyRuntime(backend="deno")
+        assert rt.execute_sync("1").value == 1
+        host = rt._remote.host
+        del rt
+        gc.collect()
+        host.process.wait(timeout=30)
+        print("exited", host.process.returncode)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == ["exited", "0"]
