@@ -55,6 +55,7 @@ __all__ = [
     "Backend",
     "BackendUnavailable",
     "CaseOutcome",
+    "DenoConformanceBackend",
     "HostAnswer",
     "HostScript",
     "NativeBackend",
@@ -255,7 +256,7 @@ BROWSER_BACKENDS = {"chromium": "isolated", "chromium-noniso": "not_isolated"}
 
 def available_backends() -> list[str]:
     """Names ``--backend`` accepts (besides ``all``)."""
-    return sorted({"native", *BROWSER_BACKENDS, *_registry})
+    return sorted({"native", "deno", *BROWSER_BACKENDS, *_registry})
 
 
 def create_backend(name: str, **options: Any) -> Backend:
@@ -267,6 +268,8 @@ def create_backend(name: str, **options: Any) -> Backend:
         return factory()
     if name == "native":
         return NativeBackend()
+    if name == "deno":
+        return DenoConformanceBackend()
     if name in BROWSER_BACKENDS:
         try:
             module = importlib.import_module(f"{__package__}.chromium")
@@ -446,6 +449,8 @@ class NativeBackend:
     """Runs cases in this process with :class:`~monty_runtime.MontyRuntime`."""
 
     name = "native"
+    #: ``MontyRuntime(backend=...)`` of the runtimes it makes.
+    runtime_backend = "native"
 
     async def start(self) -> None:
         return None
@@ -460,6 +465,7 @@ class NativeBackend:
             functions=script.functions(),
             sandbox=case.sandbox,
             limits=dict(case.limits) if case.limits is not None else None,
+            backend=self.runtime_backend,
         )
         outcome = CaseOutcome(self.name, case.key)
         try:
@@ -551,3 +557,11 @@ class NativeBackend:
             waiting.cancel()
         out_a = await finishing
         return [out_a, out_b]
+
+
+class DenoConformanceBackend(NativeBackend):
+    """The same cases through ``MontyRuntime(..., backend="deno")``: a locked-down Deno
+    worker driven from Python (set ``MONTY_DENO_PREWARM`` to keep workers booted)."""
+
+    name = "deno"
+    runtime_backend = "deno"
