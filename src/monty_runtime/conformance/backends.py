@@ -565,3 +565,17 @@ class DenoConformanceBackend(NativeBackend):
 
     name = "deno"
     runtime_backend = "deno"
+
+    def __init__(self) -> None:
+        self._keeper: MontyRuntime | None = None
+
+    async def start(self) -> None:
+        # One runtime lives for the whole run, so the JS host process (and its
+        # pre-warmed workers) stays up between the cases' runtimes.
+        self._keeper = MontyRuntime(backend="deno")
+        await self._keeper.execute("None").result
+
+    async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.dispose()
+            self._keeper = None
