@@ -312,7 +312,7 @@ class DenoBackend:
         host.send({
             "type": "create",
             "rid": self.rid,
-            "functions": [hf.to_schema() for hf in self.functions.values()],
+            "functions": [_schema_for_worker(hf) for hf in self.functions.values()],
             "sandbox": self.sandbox,
             "limits": _limits_wire(self.limits),
             "snapshot": _snapshot_mode(),
@@ -340,6 +340,10 @@ class DenoBackend:
         inputs: dict[str, Any] | None,
         limits: Limits | None,
     ) -> None:
+        if script_name is not None and (
+            not isinstance(script_name, str) or not script_name or "\n" in script_name
+        ):
+            raise ValueError(f"script_name must be a non-empty one-line str, got {script_name!r}")
         loop = asyncio.get_running_loop()
         with self._lock:
             if self.disposed:
@@ -548,6 +552,20 @@ class DenoBackend:
             self._send({"type": "host_result", "call": call, "ok": True, "value_json": text})
         else:
             self._send({"type": "host_result", "call": call, "ok": False, "error": error})
+
+
+def _schema_for_worker(hf: HostFunction) -> dict[str, Any]:
+    """The schema the worker checks calls against.  A function taking ``*args`` or
+    ``**kwargs`` (or one without a Python signature) gets ``parameters: None``: the
+    worker lets any arguments through and this process checks them against the real
+    signature before the function runs."""
+    schema = hf.to_schema()
+    sig = hf.signature
+    if sig is not None and any(
+        p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()
+    ):
+        schema["parameters"] = None
+    return schema
 
 
 def _snapshot_mode() -> bool | str:

@@ -317,3 +317,19 @@ def test_a_runtime_dropped_without_dispose_frees_the_host() -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[-2:] == ["exited", "0"]
+
+
+async def test_host_functions_with_star_args_take_what_their_signature_takes() -> None:
+    def record(*args: object, **kwargs: object) -> list[object]:
+        return [list(args), kwargs]
+
+    def tagged(tag: str, *values: int) -> str:
+        return f"{tag}:{sum(values)}"
+
+    async with MontyRuntime([record, tagged], backend="deno") as rt:
+        assert (await rt.execute("record(1, 'a', k=2)").result).value == [[1, "a"], {"k": 2}]
+        assert (await rt.execute("tagged('s', 1, 2, 3)").result).value == "s:6"
+        r = await rt.execute("tagged()").result
+        assert r.error is not None and r.error.type == "TypeError"
+        with pytest.raises(ValueError, match="script_name"):
+            rt.execute("1", script_name="a\nb")
