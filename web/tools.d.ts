@@ -114,3 +114,9 @@ export declare function parseArguments(args: unknown): string | ToolPayload;
 
 /** json.loads with CPython's accepted language and error messages. */
 export declare function pyJSONLoads(text: string): unknown;
+
+/** Each host function as `- name(param: type, opt: type = ...) -- first docstring line`,
+ * one a line (" none." without any); the same text as Python's describe_functions. */
+export function describeFunctions(
+  schemas: ReadonlyArray<{ name: string; description?: string; parameters?: object | null }>,
+): string;

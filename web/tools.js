@@ -37,11 +37,66 @@ export const POLICIES = Object.freeze(["queue", "busy", "sandbox"]);
 const DESCRIPTION =
   "Run Python code in a persistent interpreter session and return the value of the last " +
   "expression and the printed output. Variables, functions and imports persist between " +
-  "calls. Host functions are available as Python functions: {functions}.";
+  "calls. Host functions are available as Python functions (call them, or await them):" +
+  "{functions}";
 const SANDBOX_DESCRIPTION =
   "Run Python code in a fresh interpreter (nothing persists between calls) and return " +
   "the value of the last expression and the printed output. Host functions are " +
-  "available as Python functions: {functions}.";
+  "available as Python functions (call them, or await them):{functions}";
+const JSON_TYPES = {
+  integer: "int", number: "float", string: "str", boolean: "bool",
+  array: "list", object: "dict", null: "None",
+};
+
+/** A JSON Schema as a Python annotation (`int`, `str | None`), if it is that plain. */
+function typeText(schema) {
+  if (schema === null || typeof schema !== "object" || Array.isArray(schema)) return null;
+  const kind = schema.type;
+  if (typeof kind === "string") return Object.hasOwn(JSON_TYPES, kind) ? JSON_TYPES[kind] : null;
+  if (Array.isArray(kind)) {
+    const names = kind.map((k) => (typeof k === "string" && Object.hasOwn(JSON_TYPES, k) ? JSON_TYPES[k] : null));
+    return names.length && names.every(Boolean) ? names.join(" | ") : null;
+  }
+  for (const key of ["anyOf", "oneOf"]) {
+    const options = schema[key];
+    if (Array.isArray(options) && options.length) {
+      const texts = options.map(typeText);
+      return texts.every(Boolean) ? texts.join(" | ") : null;
+    }
+  }
+  return null;
+}
+
+/**
+ * Each host function as `- name(param: type, opt: type = ...) -- first docstring line`,
+ * one a line (" none." when there is none); the same text as Python's
+ * describe_functions (src/monty_runtime/tools.py) for the same schemas.
+ * @param {Array<{name: string, description?: string, parameters?: object | null}>} schemas
+ * @returns {string}
+ */
+export function describeFunctions(schemas) {
+  if (!schemas || schemas.length === 0) return " none.";
+  const lines = [];
+  for (const schema of schemas) {
+    const params = schema.parameters;
+    let signature;
+    if (params !== null && typeof params === "object" && !Array.isArray(params)) {
+      const props = params.properties ?? {};
+      const required = params.required ?? [];
+      const parts = Object.entries(props).map(([name, sub]) => {
+        const kind = typeText(sub);
+        const text = kind === null ? name : `${name}: ${kind}`;
+        return required.includes(name) ? text : `${text} = ...`;
+      });
+      signature = `${schema.name}(${parts.join(", ")})`;
+    } else {
+      signature = `${schema.name}(...)`;
+    }
+    const doc = String(schema.description ?? "").trim().split("\n")[0].trim();
+    lines.push(`\n- ${signature}${doc ? ` -- ${doc}` : ""}`);
+  }
+  return lines.join("");
+}
 
 const NAME = /^[\p{L}\p{N}_-]{1,64}$/u;
 const BUSY_MESSAGE = "Bridge is already executing";
@@ -426,7 +481,7 @@ export class ToolBinding {
    * to Python's for a runtime with the same host functions.
    */
   definition() {
-    const names = (this.runtime.schemas ?? []).map((s) => s.name).join(", ") || "none";
+    const names = describeFunctions(this.runtime.schemas ?? []);
     const template = this.runtime.sandbox ? SANDBOX_DESCRIPTION : DESCRIPTION;
     return {
       type: "function",

@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("file", nargs="?", type=Path, help="a .py file (default: stdin)")
     p_run.add_argument("--timeout", type=float, default=None, help="seconds (default: none)")
     p_run.add_argument("--json", action="store_true", help="print the result as JSON")
+    from ._mcp import add_parser as add_mcp_parser
+
+    add_mcp_parser(sub)
     return parser
 
 
@@ -246,6 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _export(args)
     if args.command == "headers":
         return _headers(args)
+    if args.command == "mcp":
+        from ._mcp import main as mcp_main
+
+        return mcp_main(args)
     parser.print_help()
     return 2
 

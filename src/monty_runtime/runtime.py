@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any
@@ -24,6 +25,8 @@ from .limits import Limits
 __all__ = ["ExecutionHandle", "MontyRuntime"]
 
 DISPOSED_MESSAGE = "MontyRuntime has been disposed"
+#: ``MontyRuntime(backend=...)``: where executed code runs.
+BACKENDS = ("native", "deno")
 
 
 class EventStream:
@@ -213,8 +216,10 @@ class MontyRuntime:
     ``execute()`` a fresh REPL (so parallel calls work and nothing persists);
     ``limits`` applies to every call (a call may pass its own).
 
-    Natively, executed code runs in CPython threads with the host process's privileges:
-    it is for trusted code.  Untrusted code belongs in the browser worker backend.
+    ``backend``: ``"native"`` (default) runs the code in CPython threads with the host
+    process's privileges -- for trusted code; ``"deno"`` runs it in Pyodide in a
+    locked-down Deno worker (no files, network, environment or processes) behind the
+    same contract -- for untrusted code on servers (:mod:`monty_runtime._deno`).
     """
 
     def __init__(
@@ -224,7 +229,11 @@ class MontyRuntime:
         *,
         sandbox: bool = False,
         limits: Limits | dict[str, Any] | None = None,
+        backend: str = "native",
     ) -> None:
+        if backend not in BACKENDS:
+            choices = ", ".join(map(repr, BACKENDS))
+            raise ValueError(f"backend must be one of {choices}, got {backend!r}")
         if not isinstance(sandbox, bool):
             raise TypeError(f"sandbox must be a bool, got {type(sandbox).__name__}")
         self._functions, self._extensions = _build_functions(functions, extensions)
@@ -237,6 +246,16 @@ class MontyRuntime:
         self._running: set[ExecutionHandle] = set()
         self._subscribers: list[EventStream] = []
         self._sync_loop: asyncio.AbstractEventLoop | None = None
+        self.backend = backend
+        self._attach_tasks: set[asyncio.Future[Any]] = set()
+        self._remote: Any = None
+        if backend == "deno":
+            from ._deno import DenoBackend
+
+            self._remote = DenoBackend(self._functions, sandbox, self.limits)
+            # A runtime dropped without dispose() still frees its worker (and, with the
+            # last one, the JS host process).
+            weakref.finalize(self, self._remote.dispose)
 
     # -- introspection ------------------------------------------------------------------
 
@@ -257,6 +276,8 @@ class MontyRuntime:
     @property
     def is_executing(self) -> bool:
         """True while a shared-mode execution holds the bridge."""
+        if self._remote is not None:
+            return bool(self._remote.is_executing)
         return self._bridge is not None and self._bridge.is_executing
 
     @property
@@ -315,6 +336,8 @@ class MontyRuntime:
                 "busy",
             ) from None
         call_limits = self.limits if limits is None else Limits.coerce(limits)
+        if self._remote is not None:
+            return self._execute_remote(loop, code, script_name, inputs, call_limits, limits)
         if self.sandbox:
             bridge = self._new_bridge()
         elif self._bridge is not None:
@@ -355,6 +378,55 @@ class MontyRuntime:
         handle._bind(ex)
         self._running.add(handle)
         return handle
+
+    def _execute_remote(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        code: str,
+        script_name: str | None,
+        inputs: dict[str, Any] | None,
+        call_limits: Limits,
+        limits: Limits | dict[str, Any] | None,
+    ) -> ExecutionHandle:
+        if inputs is not None and not isinstance(inputs, dict):
+            raise TypeError("inputs must be a dict whose keys are Python identifiers")
+        for key in inputs or ():
+            if not isinstance(key, str) or not _is_identifier(key):
+                raise TypeError(f"inputs keys must be Python identifiers, got {key!r}")
+        handle = ExecutionHandle(loop)
+        subscribers = self._subscribers
+        stream = handle.events
+
+        def on_event(event: Event) -> None:
+            stream.push(event)
+            for sub in subscribers:
+                sub.push(event)
+
+        self._remote.execute(
+            handle,
+            code,
+            on_event=on_event,
+            on_done=lambda: self._running.discard(handle),
+            script_name=script_name,
+            inputs=inputs,
+            limits=None if limits is None else call_limits,
+        )
+        self._running.add(handle)
+        if self._attached is None and self._extensions:
+            self._attach_remote()
+        return handle
+
+    def _attach_remote(self) -> None:
+        """``on_attach`` of every extension, once, at the first execution (the code runs
+        in the worker; an async hook runs as a task on the caller's loop)."""
+        attached: list[Extension] = []
+        for ext in self._extensions:
+            out = ext.on_attach(self)
+            if asyncio.iscoroutine(out):
+                self._attach_tasks.add(task := asyncio.ensure_future(out))
+                task.add_done_callback(self._attach_tasks.discard)
+            attached.append(ext)
+        self._attached = attached
 
     def _attach_from_code_thread(self) -> None:
         """Run ``on_attach`` of every extension once, before the first execution's code,
@@ -411,6 +483,8 @@ class MontyRuntime:
     def interrupt(self) -> bool:
         """Raise ``KeyboardInterrupt`` in the running shared-mode execution (globals are
         kept).  Returns whether one was running.  In sandbox mode, interrupts them all."""
+        if self._remote is not None:
+            return bool(self._remote.interrupt())
         if self.sandbox:
             for handle in list(self._running):
                 handle.interrupt()
@@ -430,11 +504,13 @@ class MontyRuntime:
             return _Disposal(None)
         self._disposed = True
         error = StateError(DISPOSED_MESSAGE, "disposed")
+        if self._remote is not None:
+            self._remote.dispose()
         if self._bridge is not None:
             self._bridge.dispose()
         for handle in list(self._running):
             ex = handle._execution
-            if ex is not None and not ex.completed:
+            if ex is not None and not ex.completed and self._remote is None:
                 ex.bridge.dispose()
             handle._reject(error)
         self._running.clear()
@@ -492,6 +568,8 @@ class MontyRuntime:
     def __repr__(self) -> str:
         state = "disposed" if self._disposed else ("busy" if self.is_executing else "idle")
         mode = "sandbox" if self.sandbox else "shared"
+        if self._remote is not None:
+            mode += " deno"
         return f"<MontyRuntime {mode} {state} functions={len(self._functions)}>"
 
 

@@ -24,27 +24,84 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from . import codec
 from .errors import StateError
-from .events import ExecutionResult
+from .events import Event, ExecutionResult
 from .runtime import ExecutionHandle, MontyRuntime
 
-__all__ = ["BusyBinding", "Policy", "QueueBinding", "SandboxBinding", "ToolBinding", "bind_tool"]
+__all__ = [
+    "BusyBinding",
+    "Policy",
+    "QueueBinding",
+    "SandboxBinding",
+    "ToolBinding",
+    "bind_tool",
+    "describe_functions",
+]
 
 Policy = Literal["queue", "busy", "sandbox"]
 
 _DESCRIPTION = (
     "Run Python code in a persistent interpreter session and return the value of the last "
     "expression and the printed output. Variables, functions and imports persist between "
-    "calls. Host functions are available as Python functions: {functions}."
+    "calls. Host functions are available as Python functions (call them, or await them):"
+    "{functions}"
 )
 _SANDBOX_DESCRIPTION = (
     "Run Python code in a fresh interpreter (nothing persists between calls) and return "
     "the value of the last expression and the printed output. Host functions are "
-    "available as Python functions: {functions}."
+    "available as Python functions (call them, or await them):{functions}"
 )
+_JSON_TYPES = {
+    "integer": "int", "number": "float", "string": "str", "boolean": "bool",
+    "array": "list", "object": "dict", "null": "None",
+}
+
+
+def _type_text(schema: Any) -> str | None:
+    """A JSON Schema as a Python annotation (``int``, ``str | None``), if it is that plain."""
+    if not isinstance(schema, dict):
+        return None
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return _JSON_TYPES.get(kind)
+    if isinstance(kind, list):
+        names = [_JSON_TYPES.get(k) if isinstance(k, str) else None for k in kind]
+        return " | ".join(n for n in names if n) if names and all(names) else None
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            texts = [_type_text(o) for o in options]
+            return " | ".join(t for t in texts if t) if all(texts) else None
+    return None
+
+
+def describe_functions(schemas: list[dict[str, Any]]) -> str:
+    """Each host function as ``- name(param: type, opt: type = ...) -- first docstring
+    line``, one a line (``" none."`` when there is none).  web/tools.js writes the same
+    text for the same schemas."""
+    if not schemas:
+        return " none."
+    lines = []
+    for schema in schemas:
+        params = schema.get("parameters")
+        if isinstance(params, dict):
+            props = params.get("properties") or {}
+            required = params.get("required") or []
+            parts = []
+            for pname, sub in props.items():
+                kind = _type_text(sub)
+                text = pname if kind is None else f"{pname}: {kind}"
+                parts.append(text if pname in required else f"{text} = ...")
+            signature = f"{schema['name']}({', '.join(parts)})"
+        else:
+            signature = f"{schema['name']}(...)"
+        doc = str(schema.get("description") or "").strip().split("\n")[0].strip()
+        lines.append(f"\n- {signature}" + (f" -- {doc}" if doc else ""))
+    return "".join(lines)
 
 
 def _error(type_: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -75,7 +132,7 @@ class ToolBinding:
 
     def definition(self) -> dict[str, Any]:
         """The OpenAI-style tool definition (``{"type": "function", "function": ...}``)."""
-        names = ", ".join(s["name"] for s in self.runtime.schemas) or "none"
+        names = describe_functions(self.runtime.schemas)
         template = _SANDBOX_DESCRIPTION if self.runtime.sandbox else _DESCRIPTION
         return {
             "type": "function",
@@ -127,20 +184,31 @@ class ToolBinding:
             out["session_lost"] = True
         return out
 
-    async def call(self, arguments: Any) -> dict[str, Any]:
-        """Run one tool call; never raises for a bad call or a failing execution."""
+    async def call(
+        self, arguments: Any, *, on_event: Callable[[Event], None] | None = None
+    ) -> dict[str, Any]:
+        """Run one tool call; never raises for a bad call or a failing execution.
+        ``on_event`` gets this call's events (``print``, host calls ...) as they come."""
         code = self.parse_arguments(arguments)
         if isinstance(code, dict):
             return code
         try:
-            return await self._run(code)
+            return await self._run(code, on_event)
         except StateError as exc:
             return _error("StateError", str(exc), reason=exc.reason)
         except (TypeError, ValueError) as exc:
             return _error("InvalidArguments", str(exc))
 
-    async def _run(self, code: str) -> dict[str, Any]:
+    async def _run(self, code: str, on_event: Callable[[Event], None] | None) -> dict[str, Any]:
         raise NotImplementedError
+
+    def _execute(self, code: str, on_event: Callable[[Event], None] | None) -> ExecutionHandle:
+        handle = self.runtime.execute(code)
+        if on_event is not None:
+            task = asyncio.ensure_future(_forward(handle, on_event))
+            _FORWARDS.add(task)
+            task.add_done_callback(_FORWARDS.discard)
+        return handle
 
 
 class QueueBinding(ToolBinding):
@@ -154,7 +222,7 @@ class QueueBinding(ToolBinding):
         super().__init__(runtime, **kwargs)
         self._tail: asyncio.Future[None] | None = None
 
-    async def _run(self, code: str) -> dict[str, Any]:
+    async def _run(self, code: str, on_event: Callable[[Event], None] | None) -> dict[str, Any]:
         previous = self._tail
         mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._tail = mine
@@ -167,7 +235,7 @@ class QueueBinding(ToolBinding):
                     await asyncio.shield(previous)
                 except BaseException:
                     pass
-            handle = self.runtime.execute(code)
+            handle = self._execute(code, on_event)
             return self.payload(await handle.result)
         finally:
             if handle is not None and not handle.finished.done():
@@ -180,6 +248,17 @@ class QueueBinding(ToolBinding):
                 previous.add_done_callback(lambda _f: _finish(mine))
             else:
                 _finish(mine)
+
+
+_FORWARDS: set[asyncio.Future[None]] = set()
+
+
+async def _forward(handle: ExecutionHandle, on_event: Callable[[Event], None]) -> None:
+    async for event in handle.events:
+        try:
+            on_event(event)
+        except Exception:
+            pass  # a failing listener must not lose the call
 
 
 def _finish(fut: asyncio.Future[None]) -> None:
@@ -209,9 +288,9 @@ class BusyBinding(ToolBinding):
         elapsed = 0.0 if self._started is None else (time.perf_counter() - self._started) * 1e3
         return max(self.min_retry_ms, round(typical - elapsed))
 
-    async def _run(self, code: str) -> dict[str, Any]:
+    async def _run(self, code: str, on_event: Callable[[Event], None] | None) -> dict[str, Any]:
         try:
-            handle = self.runtime.execute(code)
+            handle = self._execute(code, on_event)
         except StateError as exc:
             if exc.reason != "busy":
                 raise
@@ -242,8 +321,8 @@ class SandboxBinding(ToolBinding):
             raise ValueError("SandboxBinding needs a runtime made with MontyRuntime(sandbox=True)")
         super().__init__(runtime, **kwargs)
 
-    async def _run(self, code: str) -> dict[str, Any]:
-        return self.payload(await self.runtime.execute(code).result)
+    async def _run(self, code: str, on_event: Callable[[Event], None] | None) -> dict[str, Any]:
+        return self.payload(await self._execute(code, on_event).result)
 
 
 _POLICIES: dict[str, type[ToolBinding]] = {

@@ -40,9 +40,9 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  *   value JSON | tuple | raise TYPE MESSAGE | crash | hang (until interrupted)
  */
 class FakeRuntime {
-  constructor({ sandbox = false, functions = [] } = {}) {
+  constructor({ sandbox = false, functions = [], schemas = null } = {}) {
     this.sandbox = sandbox;
-    this.schemas = functions.map((name) => ({ name, description: "", parameters: null }));
+    this.schemas = schemas ?? functions.map((name) => ({ name, description: "", parameters: null }));
     this.disposed = false;
     this.running = 0;
     this.maxRunning = 0;
@@ -124,7 +124,7 @@ test("definition: OpenAI-style, naming the host functions, JSON-able", () => {
   const d = queueBinding(new FakeRuntime({ functions: ["get_weather", "convert"] })).definition();
   assert.equal(d.type, "function");
   assert.equal(d.function.name, "run_python");
-  assert.match(d.function.description, /persistent interpreter.*: get_weather, convert\.$/s);
+  assert.match(d.function.description, /persistent interpreter.*:\n- get_weather\(\.\.\.\)\n- convert\(\.\.\.\)$/s);
   assert.deepEqual(d.function.parameters, {
     type: "object",
     properties: { code: { type: "string", description: "The Python code to run." } },
@@ -133,7 +133,7 @@ test("definition: OpenAI-style, naming the host functions, JSON-able", () => {
   });
   assert.deepEqual(JSON.parse(JSON.stringify(d)), d);
   const s = sandboxBinding(new FakeRuntime({ sandbox: true })).definition();
-  assert.match(s.function.description, /^Run Python code in a fresh interpreter.*functions: none\.$/s);
+  assert.match(s.function.description, /^Run Python code in a fresh interpreter.*await them\): none\.$/s);
   const custom = busyBinding(new FakeRuntime(), { name: "py", description: "Mine." }).definition();
   assert.equal(custom.function.name, "py");
   assert.equal(custom.function.description, "Mine.");
@@ -378,9 +378,12 @@ test("same definitions as Python for the same host functions", { skip: !PYTHON &
 import json, sys
 from monty_runtime import MontyRuntime
 from monty_runtime.tools import bind_tool
-def get_weather(city: str) -> dict: ...
-def convert(amount: float, currency: str) -> float: ...
-out = {}
+def get_weather(city: str, units: str = "C") -> dict:
+    """The weather in a city.
+
+    More text that stays out of the description."""
+def convert(amount: float | None, currency: str) -> float: ...
+out = {"schemas": MontyRuntime(functions=[get_weather, convert]).schemas}
 for policy in ("queue", "busy", "sandbox"):
     rt = MontyRuntime(functions=[get_weather, convert], sandbox=policy == "sandbox")
     out[policy] = bind_tool(rt, policy).definition()
@@ -389,8 +392,10 @@ print(json.dumps(out))
 `;
   const expected = python(script, null);
   for (const policy of POLICIES) {
-    const rt = new FakeRuntime({ sandbox: policy === "sandbox", functions: ["get_weather", "convert"] });
+    const rt = new FakeRuntime({ sandbox: policy === "sandbox", schemas: expected.schemas });
     assert.deepEqual(bindTool(rt, policy).definition(), expected[policy], policy);
+    assert.match(expected[policy].function.description,
+      /\n- get_weather\(city: str, units: str = \.\.\.\) -- The weather in a city\.\n- convert\(amount: float \| None, currency: str\)$/);
   }
   assert.deepEqual(bindTool(new FakeRuntime(), "queue", { name: "py" }).definition(), expected.bare);
 });

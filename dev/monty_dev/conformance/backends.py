@@ -56,6 +56,7 @@ __all__ = [
     "Backend",
     "BackendUnavailable",
     "CaseOutcome",
+    "DenoConformanceBackend",
     "HostAnswer",
     "HostScript",
     "NativeBackend",
@@ -256,7 +257,7 @@ BROWSER_BACKENDS = {"chromium": "isolated", "chromium-noniso": "not_isolated"}
 
 def available_backends() -> list[str]:
     """Names ``--backend`` accepts (besides ``all``)."""
-    return sorted({"native", *BROWSER_BACKENDS, *_registry})
+    return sorted({"native", "deno", *BROWSER_BACKENDS, *_registry})
 
 
 def create_backend(name: str, **options: Any) -> Backend:
@@ -268,6 +269,8 @@ def create_backend(name: str, **options: Any) -> Backend:
         return factory()
     if name == "native":
         return NativeBackend()
+    if name == "deno":
+        return DenoConformanceBackend()
     if name in BROWSER_BACKENDS:
         try:
             module = importlib.import_module(f"{__package__}.chromium")
@@ -447,6 +450,8 @@ class NativeBackend:
     """Runs cases in this process with :class:`~monty_runtime.MontyRuntime`."""
 
     name = "native"
+    #: ``MontyRuntime(backend=...)`` of the runtimes it makes.
+    runtime_backend = "native"
 
     async def start(self) -> None:
         return None
@@ -461,6 +466,7 @@ class NativeBackend:
             functions=script.functions(),
             sandbox=case.sandbox,
             limits=dict(case.limits) if case.limits is not None else None,
+            backend=self.runtime_backend,
         )
         outcome = CaseOutcome(self.name, case.key)
         try:
@@ -552,3 +558,25 @@ class NativeBackend:
             waiting.cancel()
         out_a = await finishing
         return [out_a, out_b]
+
+
+class DenoConformanceBackend(NativeBackend):
+    """The same cases through ``MontyRuntime(..., backend="deno")``: a locked-down Deno
+    worker driven from Python (set ``MONTY_DENO_PREWARM`` to keep workers booted)."""
+
+    name = "deno"
+    runtime_backend = "deno"
+
+    def __init__(self) -> None:
+        self._keeper: MontyRuntime | None = None
+
+    async def start(self) -> None:
+        # One runtime lives for the whole run, so the JS host process (and its
+        # pre-warmed workers) stays up between the cases' runtimes.
+        self._keeper = MontyRuntime(backend="deno")
+        await self._keeper.execute("None").result
+
+    async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.dispose()
+            self._keeper = None

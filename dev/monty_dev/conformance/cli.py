@@ -51,8 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backend",
         default="native",
-        help="native (default), chromium, or all (native and chromium); a comma-separated "
-        "list works too. chromium runs in each --server-mode, each its own column",
+        help="native (default), chromium, deno, or all (native and chromium); a "
+        "comma-separated list works too. chromium runs in each --server-mode, each its own "
+        "column; deno is MontyRuntime(backend='deno')",
     )
     p.add_argument(
         "--server-mode",
@@ -134,7 +135,7 @@ def _backend_names(text: str, server_mode: str = "both") -> list[str]:
         raise ValueError(f"unknown server mode {server_mode!r}")
     known = available_backends()
     if text == "all":
-        others = [n for n in known if n not in ("native", *BROWSER_BACKENDS)]
+        others = [n for n in known if n not in ("native", "deno", *BROWSER_BACKENDS)]
         return ["native", *browser, *others]
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
