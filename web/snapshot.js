@@ -20,6 +20,14 @@
 // message handlers into Python, no interrupt buffer, no session): worker.js runs those
 // steps after a cold boot and after a restore alike.
 //
+// Where it comes from on a first visit: the build ships one (dist/snapshot.bin, made
+// at build time by scripts/make-snapshot.mjs; named with its sha256 in
+// build-info.json's "snapshot" entry). With no snapshot in Cache Storage, the page
+// fetches it (with Subresource Integrity: the browser checks the sha256 of the decoded
+// bytes, so it may be served compressed) and the first worker restores it; the worker
+// checks it against its lock file like any snapshot, and any failure falls back to a
+// cold boot that makes the page's own snapshot (the boot report says why).
+//
 // Where it lives (page side, never in the worker: the worker runs untrusted code and
 // must not be able to write what later workers restore)
 //   * in memory, for the page's lifetime;
@@ -422,6 +430,68 @@ export async function deleteCachedSnapshot(key = undefined) {
   await cache.delete(cacheRequestUrl(key));
 }
 
+// ------------------------------------------------------------------ page side: shipped
+
+let shippedEnabled = true;
+
+/**
+ * Whether a first visit uses the snapshot shipped with the build (default true). With
+ * false, the page's first worker boots cold and makes the snapshot itself (a page on a
+ * metered connection may prefer that: the shipped snapshot is a download of its own).
+ * Takes effect for snapshot lookups that have not started yet.
+ * @param {boolean} enabled
+ */
+export function useShippedSnapshot(enabled) {
+  if (typeof enabled !== "boolean") throw new TypeError("useShippedSnapshot(enabled): enabled must be a boolean");
+  shippedEnabled = enabled;
+}
+
+const SHIPPED_NAME = /^[A-Za-z0-9._-]+\.bin$/;
+
+/** The `snapshot` entry of build-info.json, checked: {file, sha256, integrity, bytes}. */
+export function shippedSnapshotEntry(buildInfo) {
+  const entry = buildInfo?.snapshot;
+  if (entry == null) return null;
+  if (typeof entry !== "object" || typeof entry.file !== "string" || !SHIPPED_NAME.test(entry.file) ||
+      typeof entry.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(entry.sha256) ||
+      typeof entry.integrity !== "string" || !entry.integrity.startsWith("sha256-")) {
+    throw new SnapshotError("build-info.json has a malformed \"snapshot\" entry");
+  }
+  return entry;
+}
+
+/**
+ * Fetch the build's shipped snapshot (next to build-info.json), with Subresource
+ * Integrity. Resolves to `{snapshot, bytes, digest}`; throws SnapshotError.
+ */
+export async function fetchShippedSnapshot(buildInfoURL, entry) {
+  const url = new URL(entry.file, buildInfoURL).href;
+  let response;
+  try {
+    response = await fetch(url, { credentials: "same-origin", integrity: entry.integrity });
+  } catch (err) {
+    // A digest mismatch (a damaged or replaced file) rejects here too.
+    throw new SnapshotError(`cannot fetch the shipped snapshot ${url}: ${err?.message ?? err}`);
+  }
+  if (!response.ok) throw new SnapshotError(`HTTP ${response.status} for the shipped snapshot ${url}`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  return { snapshot: unpackSnapshot(bytes), bytes, digest: entry.sha256 };
+}
+
+/** Store already packed snapshot bytes (the shipped file) under `key`. */
+async function writeCachedBytes(key, bytes, digest) {
+  if (!cacheStorageAvailable()) return false;
+  const cache = await caches.open(CACHE_NAME);
+  const url = cacheRequestUrl(key);
+  for (const request of await cache.keys()) {
+    if (request.url !== url) await cache.delete(request);
+  }
+  await cache.put(url, new Response(bytes, {
+    headers: { "content-type": "application/octet-stream", [DIGEST_HEADER]: digest, [KEY_HEADER]: key },
+  }));
+  return true;
+}
+
 async function fetchBuildInfo(url) {
   const response = await fetch(url, { cache: "no-cache", credentials: "same-origin" });
   if (!response.ok) throw new SnapshotError(`HTTP ${response.status} for ${url}`);
@@ -512,6 +582,8 @@ export class SnapshotSource {
     this.timings = {};
     this._lookupStarted = 0;
     this._saving = Promise.resolve();
+    /** The shipped snapshot's bytes, until a worker restored it ({snapshot, bytes, digest}). */
+    this._shipped = null;
   }
 
   _off(reason) {
@@ -555,13 +627,47 @@ export class SnapshotSource {
         deleteCachedSnapshot(this.key).catch(() => {});
       }
     }
+    if (shippedEnabled) {
+      try {
+        const entry = shippedSnapshotEntry(info);
+        if (entry !== null) {
+          const t0 = performance.now();
+          const shipped = await fetchShippedSnapshot(this.buildInfoURL, entry);
+          this.timings.shipped = performance.now() - t0;
+          this.snapshot = shipped.snapshot;
+          this._shipped = shipped;
+          this.origin = "shipped";
+          this.state = "ready";
+          return;
+        }
+      } catch (err) {
+        const reason = `shipped snapshot not used: ${err.message ?? err}`;
+        this.reason = this.reason ? `${this.reason}; ${reason}` : reason;
+      }
+    }
     this.state = "unknown";
   }
 
   /**
+   * A worker restored `snapshot`. For the shipped one, store it in Cache Storage now
+   * (after the boot, not during it), so a returning visit reads it from there.
+   */
+  confirm(snapshot) {
+    const shipped = this._shipped;
+    if (!shipped || shipped.snapshot !== snapshot || this.snapshot !== snapshot) return;
+    this._shipped = null;
+    if (this.persist && this.key !== null) {
+      const key = this.key;
+      this._saving = this._saving
+        .then(() => writeCachedBytes(key, shipped.bytes, shipped.digest))
+        .catch((err) => console.warn(`[monty-runtime] could not store the snapshot: ${err?.message ?? err}`));
+    }
+  }
+
+  /**
    * @returns {Promise<{snapshot: Snapshot | null, make: boolean, note: string,
-   *   problem: string | null, waitedMs: number, lookupMs: number}>} `note`: "cache" or
-   *   "made" (where the snapshot came from), "make" or "off"; `problem`: what went wrong
+   *   problem: string | null, waitedMs: number, lookupMs: number}>} `note`: "cache",
+   *   "shipped" (the build's snapshot, a first visit) or "made" (where the snapshot came from), "make" or "off"; `problem`: what went wrong
    *   before (a damaged cached snapshot, a rejected one, why snapshots are off)
    */
   async acquire() {
@@ -646,6 +752,7 @@ export class SnapshotSource {
   reject(snapshot, reason) {
     if (this.state !== "ready" || this.snapshot !== snapshot) return;
     this.rejections = (this.rejections ?? 0) + 1;
+    this._shipped = null;
     if (this.persist && this.key !== null) deleteCachedSnapshot(this.key).catch(() => {});
     if (this.rejections >= 2) {
       this._off(`snapshots failed twice, last: ${reason}`);
