@@ -470,7 +470,19 @@ export async function fetchShippedSnapshot(buildInfoURL, entry) {
   try {
     response = await fetch(url, { credentials: "same-origin", integrity: entry.integrity });
   } catch (err) {
-    // A digest mismatch (a damaged or replaced file) rejects here too.
+    // An integrity failure rejects like a network error, and so does an HTTP error
+    // (its body fails the check): ask again, for a reason that names the fix.
+    let status = null;
+    try {
+      status = (await fetch(url, { method: "HEAD", credentials: "same-origin", cache: "no-store" })).status;
+    } catch {
+      // the network error stands
+    }
+    if (status !== null && status >= 400) throw new SnapshotError(`HTTP ${status} for the shipped snapshot ${url}`);
+    if (status !== null) {
+      throw new SnapshotError(`the shipped snapshot ${url} does not match the integrity in build-info.json ` +
+        "(damaged, or from another build: rebuild and redeploy web/dist together)");
+    }
     throw new SnapshotError(`cannot fetch the shipped snapshot ${url}: ${err?.message ?? err}`);
   }
   if (!response.ok) throw new SnapshotError(`HTTP ${response.status} for the shipped snapshot ${url}`);

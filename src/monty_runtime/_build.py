@@ -625,8 +625,9 @@ class _Builder:
                     "br": row["br"],
                 }
         self.state["compress"] = {name: previous[name] for name in wanted}
-        done = "written" if todo else "cached"
-        return f"{done} ({len(wanted)} files, .gz/.br)"
+        if not todo:
+            return f"cached ({len(wanted)} files, .gz/.br)"
+        return f"written ({len(todo)} of {len(wanted)} files, .gz/.br)"
 
     # 8. build-info.json
     def write_build_info(
