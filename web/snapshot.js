@@ -23,10 +23,11 @@
 // Where it comes from on a first visit: the build ships one (dist/snapshot.bin, made
 // at build time by scripts/make-snapshot.mjs; named with its sha256 in
 // build-info.json's "snapshot" entry). With no snapshot in Cache Storage, the page
-// fetches it (with Subresource Integrity: the browser checks the sha256 of the decoded
-// bytes, so it may be served compressed) and the first worker restores it; the worker
-// checks it against its lock file like any snapshot, and any failure falls back to a
-// cold boot that makes the page's own snapshot (the boot report says why).
+// fetches it as a Blob (it may be served compressed) and hands it to the first worker,
+// which reads it, checks its sha256 against build-info.json's and its meta against its
+// lock file like any snapshot, and restores it; any failure falls back to a cold boot
+// and the next worker makes the page's own snapshot (the boot report says why). The
+// page never reads the ~30 MB itself: that would cost its thread long tasks.
 //
 // Where it lives (page side, never in the worker: the worker runs untrusted code and
 // must not be able to write what later workers restore)
@@ -132,6 +133,32 @@ function checkMeta(meta) {
       !Array.isArray(meta.files)) {
     throw new SnapshotError("snapshot meta is malformed");
   }
+}
+
+/**
+ * A packed snapshot: the container file as a Blob plus the sha256 it must have, as the
+ * page hands over the shipped one (and the one read back from Cache Storage) without
+ * reading its ~30 MB on its own thread. The worker reads, checks and unpacks it
+ * (readPackedSnapshot) before restoring.
+ * @typedef {{ packed: Blob, sha256: string, from: string }} PackedSnapshot
+ */
+
+/** True for a PackedSnapshot (after a structured clone too). */
+export function isPackedSnapshot(value) {
+  return !!value && typeof value === "object" && typeof Blob === "function" && value.packed instanceof Blob &&
+    typeof value.sha256 === "string";
+}
+
+/** Worker side: the Snapshot of a PackedSnapshot, its sha256 checked; throws SnapshotError. */
+export async function readPackedSnapshot(value) {
+  if (!isPackedSnapshot(value)) throw new SnapshotError("not a packed snapshot");
+  const buffer = await value.packed.arrayBuffer();
+  const digest = hex(await crypto.subtle.digest("SHA-256", buffer));
+  if (digest !== value.sha256) {
+    throw new SnapshotError(`the ${value.from ?? "packed"} snapshot is damaged or from another build ` +
+      `(sha256 ${digest.slice(0, 12)}..., expected ${value.sha256.slice(0, 12)}...)`);
+  }
+  return unpackSnapshot(new Uint8Array(buffer));
 }
 
 /** A snapshot object as it arrives by postMessage (structured clone): checked shape. */
@@ -461,44 +488,37 @@ export function shippedSnapshotEntry(buildInfo) {
 }
 
 /**
- * Fetch the build's shipped snapshot (next to build-info.json), with Subresource
- * Integrity. Resolves to `{snapshot, bytes, digest}`; throws SnapshotError.
+ * Fetch the build's shipped snapshot (next to build-info.json) as a Blob: the page
+ * never reads its bytes on its own thread (an ArrayBuffer of ~30 MB, or a Subresource
+ * Integrity check, costs the page's thread long tasks in Chromium); the worker checks
+ * its sha256 (readPackedSnapshot). Resolves to a PackedSnapshot; throws SnapshotError.
  */
 export async function fetchShippedSnapshot(buildInfoURL, entry) {
   const url = new URL(entry.file, buildInfoURL).href;
   let response;
   try {
-    response = await fetch(url, { credentials: "same-origin", integrity: entry.integrity });
+    response = await fetch(url, { credentials: "same-origin" });
   } catch (err) {
-    // An integrity failure rejects like a network error, and so does an HTTP error
-    // (its body fails the check): ask again, for a reason that names the fix.
-    let status = null;
-    try {
-      status = (await fetch(url, { method: "HEAD", credentials: "same-origin", cache: "no-store" })).status;
-    } catch {
-      // the network error stands
-    }
-    if (status !== null && status >= 400) throw new SnapshotError(`HTTP ${status} for the shipped snapshot ${url}`);
-    if (status !== null) {
-      throw new SnapshotError(`the shipped snapshot ${url} does not match the integrity in build-info.json ` +
-        "(damaged, or from another build: rebuild and redeploy web/dist together)");
-    }
     throw new SnapshotError(`cannot fetch the shipped snapshot ${url}: ${err?.message ?? err}`);
   }
   if (!response.ok) throw new SnapshotError(`HTTP ${response.status} for the shipped snapshot ${url}`);
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  return { snapshot: unpackSnapshot(bytes), bytes, digest: entry.sha256 };
+  const packed = await response.blob();
+  if (typeof entry.bytes === "number" && packed.size !== entry.bytes) {
+    throw new SnapshotError(`the shipped snapshot ${url} has ${packed.size} bytes, build-info.json says ` +
+      `${entry.bytes} (from another build: rebuild and redeploy web/dist together)`);
+  }
+  return { packed, sha256: entry.sha256, from: "shipped" };
 }
 
-/** Store already packed snapshot bytes (the shipped file) under `key`. */
-async function writeCachedBytes(key, bytes, digest) {
+/** Store a packed snapshot (the shipped file, a Blob) under `key`. */
+async function writeCachedBlob(key, blob, digest) {
   if (!cacheStorageAvailable()) return false;
   const cache = await caches.open(CACHE_NAME);
   const url = cacheRequestUrl(key);
   for (const request of await cache.keys()) {
     if (request.url !== url) await cache.delete(request);
   }
-  await cache.put(url, new Response(bytes, {
+  await cache.put(url, new Response(blob, {
     headers: { "content-type": "application/octet-stream", [DIGEST_HEADER]: digest, [KEY_HEADER]: key },
   }));
   return true;
@@ -594,7 +614,7 @@ export class SnapshotSource {
     this.timings = {};
     this._lookupStarted = 0;
     this._saving = Promise.resolve();
-    /** The shipped snapshot's bytes, until a worker restored it ({snapshot, bytes, digest}). */
+    /** The shipped snapshot (a PackedSnapshot), until a worker restored it. */
     this._shipped = null;
   }
 
@@ -646,7 +666,7 @@ export class SnapshotSource {
           const t0 = performance.now();
           const shipped = await fetchShippedSnapshot(this.buildInfoURL, entry);
           this.timings.shipped = performance.now() - t0;
-          this.snapshot = shipped.snapshot;
+          this.snapshot = shipped;
           this._shipped = shipped;
           this.origin = "shipped";
           this.state = "ready";
@@ -666,12 +686,12 @@ export class SnapshotSource {
    */
   confirm(snapshot) {
     const shipped = this._shipped;
-    if (!shipped || shipped.snapshot !== snapshot || this.snapshot !== snapshot) return;
+    if (!shipped || shipped !== snapshot || this.snapshot !== snapshot) return;
     this._shipped = null;
     if (this.persist && this.key !== null) {
       const key = this.key;
       this._saving = this._saving
-        .then(() => writeCachedBytes(key, shipped.bytes, shipped.digest))
+        .then(() => writeCachedBlob(key, shipped.packed, shipped.sha256))
         .catch((err) => console.warn(`[monty-runtime] could not store the snapshot: ${err?.message ?? err}`));
     }
   }
