@@ -141,10 +141,13 @@ RESTORE_JS = """async (n) => {
 CACHED_JS = """async () => {
   const t0 = performance.now();
   const rt = await M.MontyRuntime.create();
-  const ms = performance.now() - t0;
+  const end = performance.now();
+  const ms = end - t0;
   const boot = rt.boot;
   await rt.dispose();
-  return { ms, boot };
+  await new Promise((r) => setTimeout(r, 100));  // observers deliver
+  const long = (window.__longtasks ?? []).filter((t) => t.start < end);
+  return { ms, boot, long };
 }"""
 
 POOL_JS = """async (n) => {
@@ -279,12 +282,14 @@ def measure(
                 phases: dict[str, list[float]] = {}
                 cached: list[float] = []
                 cached_boot: dict[str, Any] = {}
+                cached_long: list[dict[str, float]] = []
                 page = context = None
                 for _ in range(boots):
                     if context is not None:
                         context.close()
                     context = browser.new_context()
                     context.set_default_timeout(300_000)
+                    context.add_init_script(LONGTASK_INIT)
                     page = context.new_page()
                     page.goto(server.url + PAGE, wait_until="load")
                     page.evaluate(SETUP_JS)
@@ -300,6 +305,7 @@ def measure(
                     again = page.evaluate(CACHED_JS)
                     cached.append(float(again["ms"]))
                     cached_boot = again["boot"]
+                    cached_long = again["long"]
                     page.evaluate(COLD_JS)  # a runtime for the figures below
                 assert page is not None and context is not None
                 restore = page.evaluate(RESTORE_JS, restores)
@@ -335,6 +341,7 @@ def measure(
                         "restore_boot": restore["boot"],
                         "restore_cached_ms": summarize(cached),
                         "restore_cached_boot": cached_boot,
+                        "restore_cached_long": cached_long,
                         "pool_create_ms": summarize([float(x) for x in pool["ms"]]),
                         "pool_boot": pool["boot"],
                         "round_trip_ms": summarize([float(x) for x in trips]),
@@ -493,6 +500,8 @@ def format_table(f: dict[str, Any]) -> str:
             )
             lines.append(f"    long frame at {frame['start']:.0f}: blocking {frame['blocking']:.0f} ms; "
                          f"scripts: {scripts or 'none attributed'}")
+    tasks = ", ".join(f"{t['ms']:.0f} ms at {t['start']:.0f}" for t in f.get("restore_cached_long", []))
+    lines.append(f"main-thread long tasks until ready (returning visit, last): {tasks or 'none'}")
     p = f["prints"]
     lines.append(
         f"print-heavy program ({p['lines']} lines): {p['lines'] / p['ms'] * 1000:,.0f} lines/s, "
