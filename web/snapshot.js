@@ -36,7 +36,7 @@
 //     and the sha256 of every wheel (dist/build-info.json), so a returning visit skips
 //     the cold boot; a changed wheel or Pyodide changes the key; older entries are
 //     deleted when a new one is stored. The stored bytes carry their sha256, checked
-//     when read back.
+//     by the worker that restores them (the page hands it the Blob, unread).
 //
 // This module is imported by the page (SnapshotSource, the store) and by the worker
 // (pack/unpack, make, restore); neither half evaluates code from data.
@@ -393,7 +393,7 @@ function cacheRequestUrl(key) {
 /**
  * Read the stored snapshot (there is at most one per origin), whatever its key: the
  * read can start before the key is known. Resolves to null when there is none, else
- * `{key, digest, bytes}` (not checked yet: see checkCachedSnapshot).
+ * `{key, digest, blob}`: the bytes stay in a Blob, never read on the page's thread.
  */
 export async function readStoredSnapshot() {
   if (!cacheStorageAvailable()) return null;
@@ -405,18 +405,20 @@ export async function readStoredSnapshot() {
   return {
     key: response.headers.get(KEY_HEADER),
     digest: response.headers.get(DIGEST_HEADER),
-    bytes: new Uint8Array(await response.arrayBuffer()),
+    blob: await response.blob(),
   };
 }
 
-/** The snapshot of a stored entry when it is the one for `key` and intact; null for
- * another key; throws SnapshotError when it is damaged (the caller deletes it). */
+/** The PackedSnapshot of a stored entry when it is the one for `key`; null for another
+ * key; throws SnapshotError when it has no digest (the caller deletes it). The worker
+ * checks the digest (readPackedSnapshot): a damaged entry falls back to a cold boot
+ * there, and the page deletes it (SnapshotSource.reject). */
 export async function checkCachedSnapshot(stored, key) {
   if (stored === null || stored.key !== key) return null;
-  if (!stored.digest) throw new SnapshotError("the cached snapshot has no digest");
-  const digest = hex(await crypto.subtle.digest("SHA-256", stored.bytes));
-  if (digest !== stored.digest) throw new SnapshotError("the cached snapshot is damaged (sha256 mismatch)");
-  return unpackSnapshot(stored.bytes);
+  if (!stored.digest || !/^[0-9a-f]{64}$/.test(stored.digest)) {
+    throw new SnapshotError("the cached snapshot has no digest");
+  }
+  return { packed: stored.blob, sha256: stored.digest, from: "cached" };
 }
 
 /** Read the snapshot stored for `key`; null when absent. Throws SnapshotError when
@@ -645,9 +647,7 @@ export class SnapshotSource {
         const entry = await stored;
         if (entry?.error) throw entry.error;
         this.timings.read = performance.now() - this._lookupStarted;
-        const t0 = performance.now();
         const cached = await checkCachedSnapshot(entry, this.key);
-        this.timings.verify = performance.now() - t0;
         if (cached !== null) {
           this.snapshot = cached;
           this.origin = "cache";
