@@ -662,6 +662,11 @@ export class SnapshotSource {
     if (shippedEnabled) {
       try {
         const entry = shippedSnapshotEntry(info);
+        if (entry !== null && typeof globalThis.crypto?.subtle?.digest !== "function") {
+          // The worker checks its sha256 with WebCrypto, which only secure contexts have.
+          throw new SnapshotError("the shipped snapshot needs a secure context (HTTPS or localhost) " +
+            "to check its sha256");
+        }
         if (entry !== null) {
           const t0 = performance.now();
           const shipped = await fetchShippedSnapshot(this.buildInfoURL, entry);
