@@ -77,7 +77,8 @@ _clock = time.monotonic
 class PrintBatcher:
     """The ``print`` events of one execution, posted merged (see the module doc)."""
 
-    __slots__ = ("_execution_id", "_last", "_post", "_prefix", "_segments", "_size", "_timer")
+    __slots__ = ("_execution_id", "_last", "_post", "_prefix", "_segments", "_size",
+                 "_timer")
 
     def __init__(self, post: Callable[[str], None], prefix: str) -> None:
         self._post = post

@@ -30,7 +30,6 @@ _clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
 )
 
-
 class _Workers:
     """A minimal thread pool for executions: an idle thread waits on its own queue, a
     job goes to the most recently idle thread (warm caches) or to a new thread.
@@ -139,9 +138,8 @@ class NativePlatform:
             loop.close()
         done(value, error)
 
-    def host_sync(
-        self, execution: Execution, fn: HostFunction, args: list[Any], kwargs: dict[str, Any]
-    ) -> Any:
+    def host_sync(self, execution: Execution, fn: HostFunction, args: list[Any],
+                  kwargs: dict[str, Any]) -> Any:
         if not fn.is_async:
             result = fn.fn(*args, **kwargs)
             if not asyncio.iscoroutine(result):
@@ -166,9 +164,8 @@ class NativePlatform:
             with execution.lock:
                 execution.blocking = None
 
-    def host_async(
-        self, execution: Execution, fn: HostFunction, args: list[Any], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
+    def host_async(self, execution: Execution, fn: HostFunction, args: list[Any],
+                   kwargs: dict[str, Any]) -> Awaitable[Any]:
         if not fn.is_async:
             from .bridge import _Resolved
 

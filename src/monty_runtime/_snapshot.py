@@ -72,5 +72,6 @@ def after_restore() -> str | None:
     try:
         _relink_packages()
     except Exception as exc:  # a stale package table is not fatal
-        print(f"monty_runtime: could not relink Pyodide's package table: {exc}", file=sys.stderr)
+        print(f"monty_runtime: could not relink Pyodide's package table: {exc}",
+              file=sys.stderr)
     return None

@@ -27,9 +27,8 @@ def _make() -> Callable[[Any], str]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # pragma: no cover - a Python without the _json accelerator
         return fallback
-    encoder = make(
-        None, _default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True
-    )
+    encoder = make(None, _default, json.encoder.encode_basestring_ascii, None, ":", ",",
+                   False, False, True)
     encode_str = json.encoder.encode_basestring_ascii
     join = "".join
 

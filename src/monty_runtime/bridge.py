@@ -87,14 +87,12 @@ class Platform(Protocol):
         """Drive a cell that used top-level ``await`` to completion, then call
         ``done(value, exc)`` in the execution's context."""
 
-    def host_sync(
-        self, execution: Execution, fn: HostFunction, args: list[Any], kwargs: dict[str, Any]
-    ) -> Any:
+    def host_sync(self, execution: Execution, fn: HostFunction, args: list[Any],
+                  kwargs: dict[str, Any]) -> Any:
         """Call a host function from executed code and block until it answers."""
 
-    def host_async(
-        self, execution: Execution, fn: HostFunction, args: list[Any], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
+    def host_async(self, execution: Execution, fn: HostFunction, args: list[Any],
+                   kwargs: dict[str, Any]) -> Awaitable[Any]:
         """Start a host call now and return an awaitable of its value."""
 
     def interrupt(self, execution: Execution, exc: type[BaseException]) -> None:
@@ -275,7 +273,6 @@ class _Resolved:
 
 # -- one execution ---------------------------------------------------------------------
 
-
 class Execution:
     """The state of one ``execute()``: its id, output, events outbox and limits.
 
@@ -400,9 +397,8 @@ class Execution:
         self.push(CallFinished(self.id, call_id, name, _ms(started), result=wire))
         return codec.decode(wire)
 
-    def call_failed(
-        self, name: str, call_id: str, started: float, exc: BaseException
-    ) -> BaseException:
+    def call_failed(self, name: str, call_id: str, started: float,
+                    exc: BaseException) -> BaseException:
         self.capture.flush()
         if isinstance(exc, ExecutionInterrupted | KeyboardInterrupt):
             info = {"type": getattr(exc, "error_type", type(exc).__name__), "message": str(exc)}
@@ -440,7 +436,6 @@ def _ms(started: float) -> float:
 
 
 # -- the bridge ----------------------------------------------------------------------
-
 
 class PlatformBridge:
     """One REPL session and the guard that serialises executions on it."""
@@ -526,13 +521,7 @@ class PlatformBridge:
         self._is_executing = True
         try:
             ex = Execution(
-                self,
-                code,
-                script_name,
-                inputs,
-                limits or self.limits,
-                on_event,
-                on_complete,
+                self, code, script_name, inputs, limits or self.limits, on_event, on_complete,
                 host,
             )
             ex.prelude = prelude
@@ -563,12 +552,9 @@ class PlatformBridge:
 
         def hard() -> None:
             if not ex.completed:
-                self._lose_session(
-                    ex,
-                    "TimeoutError",
-                    f"execution exceeded timeout={timeout}s and did not stop "
-                    f"within grace={ex.limits.grace}s; the session was replaced",
-                )
+                self._lose_session(ex, "TimeoutError",
+                                   f"execution exceeded timeout={timeout}s and did not stop "
+                                   f"within grace={ex.limits.grace}s; the session was replaced")
 
         ex.timers.append(self.platform.call_later(ex, timeout, soft))
         ex.timers.append(self.platform.call_later(ex, timeout + ex.limits.grace, hard))
@@ -633,27 +619,19 @@ class PlatformBridge:
                 error = ScriptError("EncodeError", str(enc_exc))
         else:
             repl.discard_value()
-            if (
-                isinstance(exc, KeyboardInterrupt)
-                and ex.interrupt_exc is not None
-                and not (issubclass(ex.interrupt_exc, KeyboardInterrupt))
+            if isinstance(exc, KeyboardInterrupt) and ex.interrupt_exc is not None and not (
+                issubclass(ex.interrupt_exc, KeyboardInterrupt)
             ):
                 exc = ex.interrupt_exc()
             error = repl.script_error(exc)
             if error.type == "TimeoutError" and not error.message:
                 # The page's deadline (control channel) may be the only one there is.
                 timeout = ex.limits.timeout
-                message = (
-                    "execution exceeded its timeout"
-                    if timeout is None
-                    else f"execution exceeded timeout={timeout}s"
-                )
+                message = ("execution exceeded its timeout" if timeout is None
+                           else f"execution exceeded timeout={timeout}s")
                 error = ScriptError(
-                    error.type,
-                    message,
-                    error.traceback.rstrip() + " " + message + "\n",
-                    error.lineno,
-                    error.filename,
+                    error.type, message, error.traceback.rstrip() + " " + message + "\n",
+                    error.lineno, error.filename,
                 )
         try:
             ex.capture.flush()
@@ -707,12 +685,8 @@ class PlatformBridge:
         self._complete(
             ex,
             ExecutionResult(
-                stdout=stdout,
-                error=error,
-                stderr=ex.capture.text("stderr"),
-                execution_id=ex.id,
-                duration_ms=duration,
-                session_lost=True,
+                stdout=stdout, error=error, stderr=ex.capture.text("stderr"),
+                execution_id=ex.id, duration_ms=duration, session_lost=True,
             ),
         )
 

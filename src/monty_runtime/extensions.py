@@ -215,14 +215,8 @@ class HostFunction:
 
     @classmethod
     def _renamed(cls, hf: HostFunction, name: str) -> HostFunction:
-        return cls(
-            hf.name if name is None else name,
-            hf.fn,
-            hf.description,
-            hf.parameters,
-            hf.signature,
-            hf.is_async,
-        )
+        return cls(hf.name if name is None else name, hf.fn, hf.description, hf.parameters,
+                   hf.signature, hf.is_async)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Check a call's arguments against the signature and the schema.  Raises

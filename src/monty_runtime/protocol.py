@@ -66,21 +66,9 @@ MESSAGES: Final[dict[str, dict[str, dict[str, list[str]]]]] = {
     "page_to_worker": {
         "init": {
             "required": ["version", "functions", "sandbox", "limits", "sync"],
-            "optional": [
-                "indexURL",
-                "lockFileURL",
-                "packageBaseUrl",
-                "stepTimeoutMs",
-                "syncBuffer",
-                "requireCSP",
-                "bootPort",
-                "snapshot",
-                "makeSnapshot",
-                "deferConfig",
-                "controlBuffer",
-                "lockName",
-                "assets",
-            ],
+            "optional": ["indexURL", "lockFileURL", "packageBaseUrl", "stepTimeoutMs",
+                         "syncBuffer", "requireCSP", "bootPort", "snapshot", "makeSnapshot",
+                         "deferConfig", "controlBuffer", "lockName", "assets"],
         },
         "configure": {
             "required": ["functions", "sandbox", "limits", "sync"],

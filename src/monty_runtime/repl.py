@@ -247,7 +247,6 @@ def _trim(tb: types.TracebackType | None) -> types.TracebackType | None:
 
 # -- output capture ------------------------------------------------------------------
 
-
 class OutputCapture:
     """The output of one execution: kept in full (for ``result.stdout``) and streamed as
     ``print`` events, line-buffered so that one ``print`` is one event.

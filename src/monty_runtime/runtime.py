@@ -454,7 +454,6 @@ class MontyRuntime:
             except Exception as exc:
                 errors.append(exc)
         if coros:
-
             async def finish() -> None:
                 for coro in coros:
                     try:
@@ -503,3 +502,4 @@ class _Disposal:
     def __await__(self) -> Generator[Any, None, None]:
         if self._pending is not None:
             yield from self._pending.__await__()  # type: ignore[attr-defined]
+

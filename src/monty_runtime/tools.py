@@ -63,9 +63,8 @@ class ToolBinding:
 
     policy: Policy
 
-    def __init__(
-        self, runtime: MontyRuntime, *, name: str = "run_python", description: str | None = None
-    ) -> None:
+    def __init__(self, runtime: MontyRuntime, *, name: str = "run_python",
+                 description: str | None = None) -> None:
         if not isinstance(runtime, MontyRuntime):
             raise TypeError(f"runtime must be a MontyRuntime, got {type(runtime).__name__}")
         if not name or not all(c.isalnum() or c in "_-" for c in name) or len(name) > 64:
@@ -117,22 +116,12 @@ class ToolBinding:
     def payload(result: ExecutionResult) -> dict[str, Any]:
         """The JSON-able tool result of an execution."""
         if result.error is None:
-            return {
-                "status": "ok",
-                "value": codec.encode(result.value),
-                "stdout": result.stdout,
-                "error": None,
-            }
-        error = {
-            "type": result.error.type,
-            "message": result.error.message,
-            "traceback": result.error.traceback,
-        }
+            return {"status": "ok", "value": codec.encode(result.value), "stdout": result.stdout,
+                    "error": None}
+        error = {"type": result.error.type, "message": result.error.message,
+                 "traceback": result.error.traceback}
         out: dict[str, Any] = {
-            "status": "error",
-            "value": None,
-            "stdout": result.stdout,
-            "error": error,
+            "status": "error", "value": None, "stdout": result.stdout, "error": error
         }
         if result.session_lost:
             out["session_lost"] = True

@@ -256,31 +256,23 @@ class PyodidePlatform:
 
     # -- host calls ---------------------------------------------------------------------
 
-    def _post_call(
-        self,
-        execution: Execution,
-        fn: HostFunction,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        sync: bool,
-    ) -> int:
+    def _post_call(self, execution: Execution, fn: HostFunction, args: list[Any],
+                   kwargs: dict[str, Any], sync: bool) -> int:
         req = _request(execution)
         call_id = next(self._call_ids)
         wire = execution.call_wire
         execution.call_wire = None
         if wire is None:
             wire = (codec.encode(args), codec.encode(kwargs))
-        text = _dumps(
-            {
-                "type": "host_call",
-                "id": call_id,
-                "execution": None if req is None else req.rid,
-                "name": fn.name,
-                "args": wire[0],
-                "kwargs": wire[1],
-                "sync": sync,
-            }
-        )
+        text = _dumps({
+            "type": "host_call",
+            "id": call_id,
+            "execution": None if req is None else req.rid,
+            "name": fn.name,
+            "args": wire[0],
+            "kwargs": wire[1],
+            "sync": sync,
+        })
         if req is not None and req.held is not None:
             text = "[" + req.held + "," + text + "]"
             req.held = None
@@ -304,9 +296,8 @@ class PyodidePlatform:
             return "the page is not cross-origin isolated, so there is no shared buffer"
         return "no JSPI in this browser and the page is not cross-origin isolated"
 
-    def host_sync(
-        self, execution: Execution, fn: HostFunction, args: list[Any], kwargs: dict[str, Any]
-    ) -> Any:
+    def host_sync(self, execution: Execution, fn: HostFunction, args: list[Any],
+                  kwargs: dict[str, Any]) -> Any:
         mode = self._sync_mode()
         if mode == "none":
             raise TypeError(
@@ -335,9 +326,8 @@ class PyodidePlatform:
                 self.blocking -= 1
         return _unpack(execution, text)
 
-    def host_async(
-        self, execution: Execution, fn: HostFunction, args: list[Any], kwargs: dict[str, Any]
-    ) -> Awaitable[Any]:
+    def host_async(self, execution: Execution, fn: HostFunction, args: list[Any],
+                   kwargs: dict[str, Any]) -> Awaitable[Any]:
         call_id = self._post_call(execution, fn, args, kwargs, False)
         promise = self.hooks.promise(call_id)
         req = _request(execution)
@@ -346,9 +336,8 @@ class PyodidePlatform:
         return self._answer(execution, req, call_id, promise)
 
     @staticmethod
-    async def _answer(
-        execution: Execution, req: _Request | None, call_id: int, promise: Any
-    ) -> Any:
+    async def _answer(execution: Execution, req: _Request | None, call_id: int,
+                      promise: Any) -> Any:
         try:
             text = await promise
         finally:
@@ -370,9 +359,8 @@ def _without_loop_frames(exc: BaseException) -> BaseException:
 
 
 def _is_loop_frame(filename: str) -> bool:
-    return filename.endswith(
-        ("/pyodide/webloop.py", "/asyncio/events.py", "/asyncio/tasks.py", "/asyncio/futures.py")
-    )
+    return filename.endswith(("/pyodide/webloop.py", "/asyncio/events.py",
+                              "/asyncio/tasks.py", "/asyncio/futures.py"))
 
 
 def _quiet_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -414,12 +402,10 @@ def _unpack(execution: Execution, text: Any) -> Any:
 
 # -- host functions described by the page -----------------------------------------------
 
-_OPEN_SIGNATURE = inspect.Signature(
-    [
-        inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
-        inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
-    ]
-)
+_OPEN_SIGNATURE = inspect.Signature([
+    inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+    inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+])
 
 
 class _PageFunction:
@@ -452,14 +438,11 @@ def host_function_from_schema(spec: Any, platform: PyodidePlatform) -> HostFunct
     if not isinstance(spec, dict):
         raise TypeError(f"a host function description must be an object, got {spec!r:.80}")
     name = spec.get("name")
-    if (
-        not isinstance(name, str)
-        or not all(_identifier(p) for p in name.split("."))
-        or (name.count(".") > 1)
+    if not isinstance(name, str) or not all(_identifier(p) for p in name.split(".")) or (
+        name.count(".") > 1
     ):
-        raise ValueError(
-            f"host function name {name!r} is not a Python identifier (or namespace.identifier)"
-        )
+        raise ValueError(f"host function name {name!r} is not a Python identifier "
+                         f"(or namespace.identifier)")
     description = spec.get("description") or ""
     if not isinstance(description, str):
         raise TypeError(f"description of {name} must be a string")
@@ -486,7 +469,6 @@ def host_function_from_schema(spec: Any, platform: PyodidePlatform) -> HostFunct
 
 # -- the session --------------------------------------------------------------------------
 
-
 class WorkerSession:
     """Everything one worker holds: the platform, the host functions, the bridge (shared
     mode) and the executions in flight."""
@@ -495,7 +477,8 @@ class WorkerSession:
         version = config.get("version")
         if version != PROTOCOL_VERSION:
             raise ValueError(
-                f"protocol version mismatch: page speaks {version!r}, worker {PROTOCOL_VERSION}"
+                f"protocol version mismatch: page speaks {version!r}, worker "
+                f"{PROTOCOL_VERSION}"
             )
         self.hooks = hooks
         self.platform = PyodidePlatform(
@@ -673,10 +656,7 @@ class WorkerSession:
         kind = message["type"]
         if kind == "execute":
             self.execute(
-                rid,
-                message["code"],
-                message.get("limits"),
-                message.get("scriptName"),
+                rid, message["code"], message.get("limits"), message.get("scriptName"),
                 message.get("inputs"),
             )
         elif kind == "interrupt":
@@ -696,13 +676,8 @@ def _encode_message(message: dict[str, Any]) -> str:
     try:
         return _dumps(message)
     except (TypeError, ValueError) as exc:  # pragma: no cover - wire values are JSON
-        return _dumps(
-            {
-                "type": "log",
-                "level": "error",
-                "message": f"cannot encode a {message.get('type')} message: {exc}",
-            }
-        )
+        return _dumps({"type": "log", "level": "error",
+                       "message": f"cannot encode a {message.get('type')} message: {exc}"})
 
 
 def _check_names(names: list[str]) -> None:
@@ -738,11 +713,8 @@ def start(config: Any, hooks: Hooks) -> dict[str, Any]:
         # _lockdown.py).  On before the first REPL exists.
         _lockdown.enable()
     _session = WorkerSession(hooks, config)
-    return {
-        "version": PROTOCOL_VERSION,
-        "jspi": _jspi_available(),
-        "importGuard": _lockdown.enabled(),
-    }
+    return {"version": PROTOCOL_VERSION, "jspi": _jspi_available(),
+            "importGuard": _lockdown.enabled()}
 
 
 def _decode_inputs(inputs: Any) -> dict[str, Any] | None:
