@@ -3,8 +3,16 @@ one run next to the bare-Pyodide anchor measured in the same run
 (benchmarks/browser_anchor.py: a bare Pyodide worker, cold boot and a
 ``runPython("1+1")`` round trip over ``postMessage``).
 
-* cold boot: ``MontyRuntime.create()`` in a fresh browser context (empty HTTP cache and
-  Cache Storage); this first worker also makes the memory snapshot;
+* first visit to the first result: a fresh browser context (empty HTTP cache and Cache
+  Storage) opens the page, imports the module, ``create()`` (which restores the snapshot
+  shipped with the build, web/dist/snapshot.bin) and ``execute("1+1")``, timed from the
+  navigation's start; the same with ``create({snapshot: false})`` (a cold boot); bytes
+  sent by the server for each (as sent, compressed where the browser accepts it, and
+  the files' own sizes), and the page's main-thread long tasks (over 50 ms, from
+  PerformanceObserver "longtask", with "long-animation-frame" script attribution);
+* cold boot: ``MontyRuntime.create()`` in a fresh browser context with the shipped
+  snapshot turned off (``useShippedSnapshot(false)``); this first worker makes the
+  page's own memory snapshot;
 * snapshot restore, one: further ``create()`` calls in the same page (the snapshot is in
   the page's memory), one at a time;
 * snapshot restore, four at once: ``Promise.all`` of four ``create()``;
@@ -41,6 +49,7 @@ PAGE = "index.html?autostart=0"
 
 #: Targets (median, ms).
 TARGETS = {
+    "first_visit_ms": 1200.0,
     "pool_create_ms": 50.0,
     "restore_one_ms": 450.0,
     "restore_cached_ms": 450.0,
@@ -54,9 +63,46 @@ SETUP_JS = """async () => {
   window.M = await import("./monty-runtime.js");
   window.S = await import("./snapshot.js");
   window.P = await import("./pool.js");
+  S.useShippedSnapshot(false);  // the page's own snapshot: cold boot, make, restore
   window.src = () => S.snapshotSource(new URL("./dist/build-info.json", location.href).href);
   window.sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   return true;
+}"""
+
+# Installed before any script of the page: the main thread's long tasks from the start.
+LONGTASK_INIT = """
+window.__longtasks = [];
+window.__loaf = [];
+try {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) __longtasks.push({ start: e.startTime, ms: e.duration });
+  }).observe({ type: "longtask", buffered: true });
+} catch {}
+try {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      __loaf.push({ start: e.startTime, ms: e.duration, blocking: e.blockingDuration,
+        scripts: e.scripts.map((x) => ({ src: x.sourceURL, fn: x.sourceFunctionName,
+          invoker: x.invoker, ms: x.duration })) });
+    }
+  }).observe({ type: "long-animation-frame", buffered: true });
+} catch {}
+"""
+
+FIRST_VISIT_JS = """async (options) => {
+  const M = await import("./monty-runtime.js");
+  const t0 = performance.now();
+  const rt = await M.MontyRuntime.create(options);
+  const created = performance.now();
+  const res = await rt.execute("1+1").result;
+  const first = performance.now();
+  if (res.value !== 2) throw new Error("1+1 gave " + JSON.stringify(res));
+  await new Promise((r) => setTimeout(r, 100));  // observers deliver
+  const long = __longtasks.filter((t) => t.start < first);
+  const loaf = __loaf.filter((f) => f.start < first && f.blocking > 0);
+  const boot = rt.boot;
+  await rt.dispose();
+  return { firstMs: first, createMs: created - t0, boot, long, loaf };
 }"""
 
 COLD_JS = """async () => {
@@ -95,10 +141,13 @@ RESTORE_JS = """async (n) => {
 CACHED_JS = """async () => {
   const t0 = performance.now();
   const rt = await M.MontyRuntime.create();
-  const ms = performance.now() - t0;
+  const end = performance.now();
+  const ms = end - t0;
   const boot = rt.boot;
   await rt.dispose();
-  return { ms, boot };
+  await new Promise((r) => setTimeout(r, 100));  // observers deliver
+  const long = (window.__longtasks ?? []).filter((t) => t.start < end);
+  return { ms, boot, long };
 }"""
 
 POOL_JS = """async (n) => {
@@ -227,16 +276,20 @@ def measure(
         with sync_playwright() as pw:
             browser = config.launch_browser(pw)
             try:
+                for kind, options in (("first_visit", {}), ("first_visit_cold", {"snapshot": False})):
+                    figures[kind] = first_visits(browser, server, options, boots)
                 cold: list[float] = []
                 phases: dict[str, list[float]] = {}
                 cached: list[float] = []
                 cached_boot: dict[str, Any] = {}
+                cached_long: list[dict[str, float]] = []
                 page = context = None
                 for _ in range(boots):
                     if context is not None:
                         context.close()
                     context = browser.new_context()
                     context.set_default_timeout(300_000)
+                    context.add_init_script(LONGTASK_INIT)
                     page = context.new_page()
                     page.goto(server.url + PAGE, wait_until="load")
                     page.evaluate(SETUP_JS)
@@ -252,6 +305,7 @@ def measure(
                     again = page.evaluate(CACHED_JS)
                     cached.append(float(again["ms"]))
                     cached_boot = again["boot"]
+                    cached_long = again["long"]
                     page.evaluate(COLD_JS)  # a runtime for the figures below
                 assert page is not None and context is not None
                 restore = page.evaluate(RESTORE_JS, restores)
@@ -287,6 +341,7 @@ def measure(
                         "restore_boot": restore["boot"],
                         "restore_cached_ms": summarize(cached),
                         "restore_cached_boot": cached_boot,
+                        "restore_cached_long": cached_long,
                         "pool_create_ms": summarize([float(x) for x in pool["ms"]]),
                         "pool_boot": pool["boot"],
                         "round_trip_ms": summarize([float(x) for x in trips]),
@@ -322,6 +377,55 @@ def measure(
     return figures
 
 
+def _served_sizes(server: Any, mark: int) -> dict[str, Any]:
+    """Bytes of the responses since ``mark``: as sent, and the files' own sizes."""
+    deadline = time.monotonic() + 5
+    while True:  # the log fills in a body's size once it is sent
+        records = server.requests()[mark:]
+        if all(r.bytes or r.status != 200 for r in records) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    sent = raw = 0
+    by_file: dict[str, dict[str, Any]] = {}
+    for r in records:
+        if r.status != 200:
+            continue
+        path = PROJECT_ROOT / "web" / r.path.lstrip("/")
+        size = path.stat().st_size if path.is_file() else r.bytes
+        sent += r.bytes
+        raw += size
+        by_file[r.path] = {"sent": r.bytes, "raw": size, "encoding": r.encoding}
+    return {"sent": sent, "raw": raw, "requests": len(records), "files": by_file}
+
+
+def first_visits(browser: Any, server: Any, options: dict[str, Any], n: int) -> dict[str, Any]:
+    """``n`` first visits (fresh context each) to the first result of ``execute``."""
+    first: list[float] = []
+    create: list[float] = []
+    long_max: list[float] = []
+    out: dict[str, Any] = {}
+    for _ in range(n):
+        context = browser.new_context()
+        context.set_default_timeout(300_000)
+        context.add_init_script(LONGTASK_INIT)
+        page = context.new_page()
+        mark = len(server.requests())
+        page.goto(server.url + PAGE, wait_until="load")
+        got = page.evaluate(FIRST_VISIT_JS, options)
+        out["bytes"] = _served_sizes(server, mark)
+        context.close()
+        first.append(float(got["firstMs"]))
+        create.append(float(got["createMs"]))
+        long_max.append(max([t["ms"] for t in got["long"]], default=0.0))
+        out["boot"] = got["boot"]
+        out["long"] = got["long"]
+        out["loaf"] = got["loaf"]
+    out["first_ms"] = summarize(first)
+    out["create_ms"] = summarize(create)
+    out["longest_task_ms"] = summarize(long_max)
+    return out
+
+
 def _verdict(f: dict[str, Any], key: str) -> str:
     s = f.get(key)
     if not s:
@@ -337,7 +441,13 @@ def format_table(f: dict[str, Any]) -> str:
         f"Pyodide {env.get('pyodideVersion')}, JSPI {env.get('jspi')}",
         f"{'figure (ms)':<44}{'median':>10}{'min':>10}{'p95':>10}{'max':>10}{'n':>6}  target",
     ]
+    fv, fc = f["first_visit"], f["first_visit_cold"]
+    f["first_visit_ms"] = fv["first_ms"]
     rows: list[tuple[str, dict[str, float] | None, str]] = [
+        ("first visit -> first result (shipped snap.)", fv["first_ms"], "first_visit_ms"),
+        ("  of which create() (shipped snapshot)", fv["create_ms"], ""),
+        ("first visit -> first result, snapshot:false", fc["first_ms"], ""),
+        ("  of which create() (cold boot)", fc["create_ms"], ""),
         ("cold boot, first runtime (makes snapshot)", f["cold_ready_ms"], ""),
         ("snapshot restore, one new worker", f["restore_one_ms"], "restore_one_ms"),
         ("snapshot restore, four at once (wall)", f["restore_four_ms"], ""),
@@ -366,6 +476,32 @@ def format_table(f: dict[str, Any]) -> str:
             f"{label:<44}{s['median']:>10.3f}{s['min']:>10.3f}{s['p95']:>10.3f}"
             f"{s['max']:>10.3f}{int(s['n']):>6}  {target}"
         )
+    mb = 1e6
+    for label, visit in (("first visit, shipped snapshot", fv), ("first visit, snapshot:false", fc)):
+        b = visit["bytes"]
+        big = ", ".join(
+            f"{path.rsplit('/', 1)[-1]} {x['sent'] / mb:.2f}{' ' + x['encoding'] if x['encoding'] else ''}"
+            for path, x in sorted(b["files"].items(), key=lambda kv: -kv[1]["sent"])[:4]
+        )
+        lines.append(
+            f"{label}: {b['sent'] / mb:.2f} MB sent ({b['raw'] / mb:.2f} MB uncompressed), "
+            f"{b['requests']} requests; largest: {big}"
+        )
+    ratio = fv["bytes"]["sent"] / fc["bytes"]["sent"]
+    lines.append(f"first-visit bytes, shipped snapshot vs cold boot: {ratio:.2f}x as sent, "
+                 f"{fv['bytes']['raw'] / fc['bytes']['raw']:.2f}x uncompressed")
+    for label, visit in (("shipped snapshot", fv), ("snapshot:false", fc)):
+        tasks = ", ".join(f"{t['ms']:.0f} ms at {t['start']:.0f}" for t in visit["long"]) or "none"
+        lines.append(f"main-thread long tasks until the first result ({label}, last visit): {tasks}")
+        for frame in visit["loaf"]:
+            scripts = "; ".join(
+                f"{x['src'].rsplit('/', 1)[-1]}:{x['fn'] or '?'} {x['ms']:.0f} ms ({x['invoker']})"
+                for x in frame["scripts"] if x["ms"] >= 5
+            )
+            lines.append(f"    long frame at {frame['start']:.0f}: blocking {frame['blocking']:.0f} ms; "
+                         f"scripts: {scripts or 'none attributed'}")
+    tasks = ", ".join(f"{t['ms']:.0f} ms at {t['start']:.0f}" for t in f.get("restore_cached_long", []))
+    lines.append(f"main-thread long tasks until ready (returning visit, last): {tasks or 'none'}")
     p = f["prints"]
     lines.append(
         f"print-heavy program ({p['lines']} lines): {p['lines'] / p['ms'] * 1000:,.0f} lines/s, "
@@ -377,6 +513,11 @@ def format_table(f: dict[str, Any]) -> str:
         lines.append(f"two-worker CPU speedup (best of {len(f['speedup_trials'])}): "
                      f"{f['speedup']:.2f}x  (trials: {trials}; ~1 s each alone)")
     if anchor:
+        a = anchor["cold_ready_ms"]["median"]
+        lines.append(f"first visit -> first result {fv['first_ms']['median']:.0f} ms "
+                     f"({fv['first_ms']['median'] / a:.2f}x anchor cold ready {a:.0f} ms); "
+                     f"snapshot:false {fc['first_ms']['median']:.0f} ms "
+                     f"({fc['first_ms']['median'] / a:.2f}x)")
         rt = f["round_trip_ms"]["median"]
         a = anchor["round_trip_ms"]["median"]
         lines.append(f'execute("1+1") {rt:.3f} ms vs anchor runPython {a:.3f} ms '

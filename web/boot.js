@@ -13,7 +13,9 @@ import {
   SNAPSHOT_PRELOAD,
   afterRestore,
   checkSnapshotObject,
+  isPackedSnapshot,
   makeSnapshot as takeSnapshot,
+  readPackedSnapshot,
   restoreFiles,
   snapshotMismatch,
   snapshotUnsupported,
@@ -320,6 +322,10 @@ async function restoreSnapshot(snapshot, { urls, lock, options, phases, onPhase,
   const started = performance.now();
   const step = (name, fn) => runStep(name, fn, { timeoutMs, phases, onPhase });
   try {
+    if (isPackedSnapshot(snapshot)) {
+      // The shipped snapshot, as a Blob: read and checked here, off the page's thread.
+      snapshot = await step("snapshot:read", () => readPackedSnapshot(snapshot));
+    }
     const pyodide = await step("snapshot:restore", async () => {
       checkSnapshotObject(snapshot);
       const module = await importPyodideModule(urls.indexURL);

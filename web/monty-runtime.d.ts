@@ -177,8 +177,9 @@ export interface BootReport {
    * in this page: see `reason`); "none".
    */
   snapshot: "restored" | "made" | "fallback" | "make-failed" | "disabled" | "unavailable" | "none";
-  /** For "restored": read from Cache Storage ("cache") or made earlier in this page. */
-  snapshotFrom: "cache" | "page" | null;
+  /** For "restored": the build's shipped snapshot, downloaded on a first visit
+   * ("shipped"), read from Cache Storage ("cache"), or made earlier in this page. */
+  snapshotFrom: "shipped" | "cache" | "page" | null;
   /** Why a snapshot was not used, or what was discarded (e.g. a damaged cached one). */
   reason: string | null;
   /** The worker came from a pre-warmed pool. */

@@ -102,6 +102,8 @@ export function settlePlan(plan, boot, failure = null) {
   }
   if (plan.snapshot && boot?.snapshot === "fallback") {
     plan.source.reject(plan.snapshot, String(boot.reason ?? "restore failed"));
+  } else if (plan.snapshot && boot?.snapshot === "restored") {
+    plan.source.confirm(plan.snapshot);
   }
 }
 
@@ -115,11 +117,13 @@ export function bootReport({ plan, ready, pooled, startedAt, bootPhases, waitMs 
   const bg = pooled ? { background: true } : {};
   if (plan) {
     const verify = plan.lookup?.verify;
-    if (typeof verify === "number" && plan.lookupMs) {
-      phases.push({ name: "snapshot:lookup", ms: plan.lookupMs - verify, where: "page", ...bg });
-      phases.push({ name: "snapshot:verify", ms: verify, where: "page", ...bg });
-    } else if (plan.lookupMs) {
-      phases.push({ name: "snapshot:lookup", ms: plan.lookupMs, where: "page", ...bg });
+    const download = plan.note === "shipped" ? plan.lookup?.shipped : undefined;
+    if (plan.lookupMs) {
+      const own = plan.lookupMs - (typeof verify === "number" ? verify : 0) - (typeof download === "number" ? download : 0);
+      phases.push({ name: "snapshot:lookup", ms: Math.max(0, own), where: "page", ...bg });
+      if (typeof verify === "number") phases.push({ name: "snapshot:verify", ms: verify, where: "page", ...bg });
+      // The build's snapshot (a first visit): fetched, integrity-checked, unpacked.
+      if (typeof download === "number") phases.push({ name: "snapshot:download", ms: download, where: "page", ...bg });
     }
     if (plan.waitedMs) phases.push({ name: "snapshot:wait", ms: plan.waitedMs, where: "page", ...bg });
     if (plan.assetsMs >= 1) phases.push({ name: "pyodide:compile", ms: plan.assetsMs, where: "page", ...bg });
@@ -145,7 +149,7 @@ export function bootReport({ plan, ready, pooled, startedAt, bootPhases, waitMs 
   return {
     mode: boot.mode ?? "cold",
     snapshot,
-    snapshotFrom: snapshot === "restored" ? (plan?.note === "cache" ? "cache" : "page") : null,
+    snapshotFrom: snapshot === "restored" ? (["cache", "shipped"].includes(plan?.note) ? plan.note : "page") : null,
     reason: boot.reason ?? plan?.problem ?? null,
     pooled,
     totalMs: performance.now() - startedAt,

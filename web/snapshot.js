@@ -20,6 +20,15 @@
 // message handlers into Python, no interrupt buffer, no session): worker.js runs those
 // steps after a cold boot and after a restore alike.
 //
+// Where it comes from on a first visit: the build ships one (dist/snapshot.bin, made
+// at build time by scripts/make-snapshot.mjs; named with its sha256 in
+// build-info.json's "snapshot" entry). With no snapshot in Cache Storage, the page
+// fetches it as a Blob (it may be served compressed) and hands it to the first worker,
+// which reads it, checks its sha256 against build-info.json's and its meta against its
+// lock file like any snapshot, and restores it; any failure falls back to a cold boot
+// and the next worker makes the page's own snapshot (the boot report says why). The
+// page never reads the ~30 MB itself: that would cost its thread long tasks.
+//
 // Where it lives (page side, never in the worker: the worker runs untrusted code and
 // must not be able to write what later workers restore)
 //   * in memory, for the page's lifetime;
@@ -27,7 +36,7 @@
 //     and the sha256 of every wheel (dist/build-info.json), so a returning visit skips
 //     the cold boot; a changed wheel or Pyodide changes the key; older entries are
 //     deleted when a new one is stored. The stored bytes carry their sha256, checked
-//     when read back.
+//     by the worker that restores them (the page hands it the Blob, unread).
 //
 // This module is imported by the page (SnapshotSource, the store) and by the worker
 // (pack/unpack, make, restore); neither half evaluates code from data.
@@ -126,6 +135,32 @@ function checkMeta(meta) {
       !Array.isArray(meta.files)) {
     throw new SnapshotError("snapshot meta is malformed");
   }
+}
+
+/**
+ * A packed snapshot: the container file as a Blob plus the sha256 it must have, as the
+ * page hands over the shipped one (and the one read back from Cache Storage) without
+ * reading its ~30 MB on its own thread. The worker reads, checks and unpacks it
+ * (readPackedSnapshot) before restoring.
+ * @typedef {{ packed: Blob, sha256: string, from: string }} PackedSnapshot
+ */
+
+/** True for a PackedSnapshot (after a structured clone too). */
+export function isPackedSnapshot(value) {
+  return !!value && typeof value === "object" && typeof Blob === "function" && value.packed instanceof Blob &&
+    typeof value.sha256 === "string";
+}
+
+/** Worker side: the Snapshot of a PackedSnapshot, its sha256 checked; throws SnapshotError. */
+export async function readPackedSnapshot(value) {
+  if (!isPackedSnapshot(value)) throw new SnapshotError("not a packed snapshot");
+  const buffer = await value.packed.arrayBuffer();
+  const digest = hex(await crypto.subtle.digest("SHA-256", buffer));
+  if (digest !== value.sha256) {
+    throw new SnapshotError(`the ${value.from ?? "packed"} snapshot is damaged or from another build ` +
+      `(sha256 ${digest.slice(0, 12)}..., expected ${value.sha256.slice(0, 12)}...)`);
+  }
+  return unpackSnapshot(new Uint8Array(buffer));
 }
 
 /** A snapshot object as it arrives by postMessage (structured clone): checked shape. */
@@ -360,7 +395,7 @@ function cacheRequestUrl(key) {
 /**
  * Read the stored snapshot (there is at most one per origin), whatever its key: the
  * read can start before the key is known. Resolves to null when there is none, else
- * `{key, digest, bytes}` (not checked yet: see checkCachedSnapshot).
+ * `{key, digest, blob}`: the bytes stay in a Blob, never read on the page's thread.
  */
 export async function readStoredSnapshot() {
   if (!cacheStorageAvailable()) return null;
@@ -372,18 +407,20 @@ export async function readStoredSnapshot() {
   return {
     key: response.headers.get(KEY_HEADER),
     digest: response.headers.get(DIGEST_HEADER),
-    bytes: new Uint8Array(await response.arrayBuffer()),
+    blob: await response.blob(),
   };
 }
 
-/** The snapshot of a stored entry when it is the one for `key` and intact; null for
- * another key; throws SnapshotError when it is damaged (the caller deletes it). */
+/** The PackedSnapshot of a stored entry when it is the one for `key`; null for another
+ * key; throws SnapshotError when it has no digest (the caller deletes it). The worker
+ * checks the digest (readPackedSnapshot): a damaged entry falls back to a cold boot
+ * there, and the page deletes it (SnapshotSource.reject). */
 export async function checkCachedSnapshot(stored, key) {
   if (stored === null || stored.key !== key) return null;
-  if (!stored.digest) throw new SnapshotError("the cached snapshot has no digest");
-  const digest = hex(await crypto.subtle.digest("SHA-256", stored.bytes));
-  if (digest !== stored.digest) throw new SnapshotError("the cached snapshot is damaged (sha256 mismatch)");
-  return unpackSnapshot(stored.bytes);
+  if (!stored.digest || !/^[0-9a-f]{64}$/.test(stored.digest)) {
+    throw new SnapshotError("the cached snapshot has no digest");
+  }
+  return { packed: stored.blob, sha256: stored.digest, from: "cached" };
 }
 
 /** Read the snapshot stored for `key`; null when absent. Throws SnapshotError when
@@ -422,6 +459,73 @@ export async function deleteCachedSnapshot(key = undefined) {
   }
   const cache = await caches.open(CACHE_NAME);
   await cache.delete(cacheRequestUrl(key));
+}
+
+// ------------------------------------------------------------------ page side: shipped
+
+let shippedEnabled = true;
+
+/**
+ * Whether a first visit uses the snapshot shipped with the build (default true). With
+ * false, the page's first worker boots cold and makes the snapshot itself (a page on a
+ * metered connection may prefer that: the shipped snapshot is a download of its own).
+ * Takes effect for snapshot lookups that have not started yet.
+ * @param {boolean} enabled
+ */
+export function useShippedSnapshot(enabled) {
+  if (typeof enabled !== "boolean") throw new TypeError("useShippedSnapshot(enabled): enabled must be a boolean");
+  shippedEnabled = enabled;
+}
+
+const SHIPPED_NAME = /^[A-Za-z0-9._-]+\.bin$/;
+
+/** The `snapshot` entry of build-info.json, checked: {file, sha256, integrity, bytes}. */
+export function shippedSnapshotEntry(buildInfo) {
+  const entry = buildInfo?.snapshot;
+  if (entry == null) return null;
+  if (typeof entry !== "object" || typeof entry.file !== "string" || !SHIPPED_NAME.test(entry.file) ||
+      typeof entry.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(entry.sha256) ||
+      typeof entry.integrity !== "string" || !entry.integrity.startsWith("sha256-")) {
+    throw new SnapshotError("build-info.json has a malformed \"snapshot\" entry");
+  }
+  return entry;
+}
+
+/**
+ * Fetch the build's shipped snapshot (next to build-info.json) as a Blob: the page
+ * never reads its bytes on its own thread (an ArrayBuffer of ~30 MB, or a Subresource
+ * Integrity check, costs the page's thread long tasks in Chromium); the worker checks
+ * its sha256 (readPackedSnapshot). Resolves to a PackedSnapshot; throws SnapshotError.
+ */
+export async function fetchShippedSnapshot(buildInfoURL, entry) {
+  const url = new URL(entry.file, buildInfoURL).href;
+  let response;
+  try {
+    response = await fetch(url, { credentials: "same-origin" });
+  } catch (err) {
+    throw new SnapshotError(`cannot fetch the shipped snapshot ${url}: ${err?.message ?? err}`);
+  }
+  if (!response.ok) throw new SnapshotError(`HTTP ${response.status} for the shipped snapshot ${url}`);
+  const packed = await response.blob();
+  if (typeof entry.bytes === "number" && packed.size !== entry.bytes) {
+    throw new SnapshotError(`the shipped snapshot ${url} has ${packed.size} bytes, build-info.json says ` +
+      `${entry.bytes} (from another build: rebuild and redeploy web/dist together)`);
+  }
+  return { packed, sha256: entry.sha256, from: "shipped" };
+}
+
+/** Store a packed snapshot (the shipped file, a Blob) under `key`. */
+async function writeCachedBlob(key, blob, digest) {
+  if (!cacheStorageAvailable()) return false;
+  const cache = await caches.open(CACHE_NAME);
+  const url = cacheRequestUrl(key);
+  for (const request of await cache.keys()) {
+    if (request.url !== url) await cache.delete(request);
+  }
+  await cache.put(url, new Response(blob, {
+    headers: { "content-type": "application/octet-stream", [DIGEST_HEADER]: digest, [KEY_HEADER]: key },
+  }));
+  return true;
 }
 
 async function fetchBuildInfo(url) {
@@ -516,6 +620,8 @@ export class SnapshotSource {
     this._lookupStarted = 0;
     /** @type {Promise<unknown>} */
     this._saving = Promise.resolve();
+    /** The shipped snapshot (a PackedSnapshot), until a worker restored it. */
+    this._shipped = null;
   }
 
   _off(reason) {
@@ -545,9 +651,7 @@ export class SnapshotSource {
         const entry = await stored;
         if (entry && "error" in entry) throw entry.error;
         this.timings.read = performance.now() - this._lookupStarted;
-        const t0 = performance.now();
         const cached = await checkCachedSnapshot(entry, this.key);
-        this.timings.verify = performance.now() - t0;
         if (cached !== null) {
           this.snapshot = cached;
           this.origin = "cache";
@@ -559,14 +663,53 @@ export class SnapshotSource {
         deleteCachedSnapshot(this.key).catch(() => {});
       }
     }
+    if (shippedEnabled) {
+      try {
+        const entry = shippedSnapshotEntry(info);
+        if (entry !== null && typeof globalThis.crypto?.subtle?.digest !== "function") {
+          // The worker checks its sha256 with WebCrypto, which only secure contexts have.
+          throw new SnapshotError("the shipped snapshot needs a secure context (HTTPS or localhost) " +
+            "to check its sha256");
+        }
+        if (entry !== null) {
+          const t0 = performance.now();
+          const shipped = await fetchShippedSnapshot(this.buildInfoURL, entry);
+          this.timings.shipped = performance.now() - t0;
+          this.snapshot = shipped;
+          this._shipped = shipped;
+          this.origin = "shipped";
+          this.state = "ready";
+          return;
+        }
+      } catch (err) {
+        const reason = `shipped snapshot not used: ${err.message ?? err}`;
+        this.reason = this.reason ? `${this.reason}; ${reason}` : reason;
+      }
+    }
     this.state = "unknown";
+  }
+
+  /**
+   * A worker restored `snapshot`. For the shipped one, store it in Cache Storage now
+   * (after the boot, not during it), so a returning visit reads it from there.
+   */
+  confirm(snapshot) {
+    const shipped = this._shipped;
+    if (!shipped || shipped !== snapshot || this.snapshot !== snapshot) return;
+    this._shipped = null;
+    if (this.persist && this.key !== null) {
+      const key = this.key;
+      this._saving = this._saving
+        .then(() => writeCachedBlob(key, shipped.packed, shipped.sha256))
+        .catch((err) => console.warn(`[monty-runtime] could not store the snapshot: ${err?.message ?? err}`));
+    }
   }
 
   /**
    * @returns {Promise<{snapshot: Snapshot | null, make: boolean, note: string,
    *   problem: string | null, waitedMs: number, lookupMs: number,
-   *   lookup?: object | null}>} `note`: "cache" or
-   *   "made" (where the snapshot came from), "make" or "off"; `problem`: what went wrong
+   *   lookup?: object | null}>} `note`: "cache", "shipped" (the build's snapshot, a
+   *   first visit) or "made" (where the snapshot came from), "make" or "off"; `problem`: what went wrong
    *   before (a damaged cached snapshot, a rejected one, why snapshots are off)
    */
   async acquire() {
@@ -651,6 +794,7 @@ export class SnapshotSource {
   reject(snapshot, reason) {
     if (this.state !== "ready" || this.snapshot !== snapshot) return;
     this.rejections = (this.rejections ?? 0) + 1;
+    this._shipped = null;
     if (this.persist && this.key !== null) deleteCachedSnapshot(this.key).catch(() => {});
     if (this.rejections >= 2) {
       this._off(`snapshots failed twice, last: ${reason}`);

@@ -90,7 +90,8 @@ function checkInit(msg) {
   for (const key of ["indexURL", "lockFileURL", "packageBaseUrl"]) {
     if (msg[key] != null && typeof msg[key] !== "string") throw new TypeError(`init.${key} must be a string`);
   }
-  if (msg.snapshot != null && (typeof msg.snapshot !== "object" || !(msg.snapshot.pyodide instanceof Uint8Array))) {
+  if (msg.snapshot != null && (typeof msg.snapshot !== "object" ||
+      !(msg.snapshot.pyodide instanceof Uint8Array || msg.snapshot.packed instanceof Blob))) {
     throw new TypeError("init.snapshot must be a snapshot object");
   }
   if (msg.bootPort != null && !(msg.bootPort instanceof MessagePort)) {

@@ -13,6 +13,12 @@ Writes ``web/dist/``:
   the three wheels above, written by ``pyodide lockfile add-wheels`` (pyodide-build).
   Every ``file_name`` in it is relative: the worker passes the lock file's directory
   as ``packageBaseUrl``, so packages resolve from the page's own origin;
+* ``snapshot.bin`` - a memory snapshot of a booted worker (Pyodide with monty_runtime
+  imported), made in Node from the files above by ``scripts/make-snapshot.mjs``; a
+  first visit restores it instead of booting cold (``web/snapshot.js``);
+* ``.gz``/``.br`` next to ``snapshot.bin``, ``pyodide-lock.json`` and Pyodide's
+  ``pyodide.asm.wasm``/``pyodide.asm.mjs`` (``scripts/precompress.mjs``), for servers
+  that serve precompressed files (docs/first-visit.md);
 * ``build-info.json`` - versions and hashes, for the page and the tests.
 
 pyodide-build needs Python >= 3.12; it lives in a separate venv (``.venv-build``),
@@ -22,6 +28,7 @@ network once that venv and the download cache exist.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import glob
 import hashlib
@@ -74,6 +81,24 @@ MIN_BUILD_PYTHON = (3, 12)
 PATH_PYTHONS: tuple[str, ...] = ("python3.13", "python3.12")
 PYENV_GLOBS: tuple[str, ...] = ("/root/.pyenv/versions/3.1[2-9]*",)
 BUILD_VENV = ".venv-build"
+SNAPSHOT_FILE = "snapshot.bin"
+# Made by the snapshot step; a change to any of these makes a new snapshot.
+SNAPSHOT_INPUTS: tuple[str, ...] = (
+    "scripts/make-snapshot.mjs",
+    "web/snapshot.js",
+    "web/boot.js",
+    "web/node_modules/pyodide/pyodide.mjs",
+    "web/node_modules/pyodide/pyodide.asm.mjs",
+    "web/node_modules/pyodide/pyodide.asm.wasm",
+    "web/node_modules/pyodide/python_stdlib.zip",
+)
+# Served precompressed (relative to web/); python_stdlib.zip is compressed already.
+PRECOMPRESSED: tuple[str, ...] = (
+    f"dist/{SNAPSHOT_FILE}",
+    "dist/pyodide-lock.json",
+    "node_modules/pyodide/pyodide.asm.wasm",
+    "node_modules/pyodide/pyodide.asm.mjs",
+)
 STATE_FILE = ".build-state.json"
 
 Log = Callable[[str], None]
@@ -283,7 +308,10 @@ def _is_relative_file_name(name: str) -> bool:
 
 
 class _Builder:
-    def __init__(self, project: Path, *, force: bool, log: Log, venv: Path | None) -> None:
+    def __init__(
+        self, project: Path, *, force: bool, log: Log, venv: Path | None, snapshot: bool = True
+    ) -> None:
+        self.with_snapshot = snapshot
         self.project = project
         self.web = project / "web"
         self.dist = self.web / "dist"
@@ -327,8 +355,14 @@ class _Builder:
             extra, status[0] = self.fetch_extra_wheels()
         with self.step("lockfile") as status:
             lock_file, status[0] = self.write_lock_file([wheel, *extra])
+        snapshot: dict[str, Any] | None = None
+        if self.with_snapshot:
+            with self.step("snapshot") as status:
+                snapshot, status[0] = self.make_snapshot(lock_file)
+            with self.step("compress") as status:
+                status[0] = self.precompress()
         with self.step("info") as status:
-            info = self.write_build_info(wheel, extra)
+            info = self.write_build_info(wheel, extra, snapshot)
             status[0] = "written (build-info.json)"
         _write_json(self.dist / STATE_FILE, self.state)
         self.log(f"build: finished in {time.perf_counter() - total:.2f} s -> {self.dist}")
@@ -541,8 +575,86 @@ class _Builder:
             if entry.get("sha256") != _sha256(wheel):
                 raise BuildError(f"{lock_file}: sha256 of {wheel.name} does not match the file")
 
-    # 6. build-info.json
-    def write_build_info(self, wheel: Path, extra: list[Path]) -> dict[str, Any]:
+    # 6. the shipped memory snapshot (Node boots Pyodide as a worker does, and snapshots)
+    def make_snapshot(self, lock_file: Path) -> tuple[dict[str, Any], str]:
+        out = self.dist / SNAPSHOT_FILE
+        inputs = {
+            "lock": _sha256(lock_file),
+            "files": {name: _sha256(self.project / name) for name in SNAPSHOT_INPUTS},
+        }
+        previous = self.state.get("snapshot", {})
+        if (
+            previous.get("inputs") == inputs
+            and out.is_file()
+            and _sha256(out) == previous.get("sha256")
+        ):
+            return previous["entry"], f"cached ({SNAPSHOT_FILE})"
+        node = shutil.which("node")
+        if node is None:
+            raise BuildError("the snapshot step needs Node.js (`node` on PATH), as `npm ci` does")
+        line = (
+            _run(
+                [
+                    node,
+                    str(self.project / "scripts" / "make-snapshot.mjs"),
+                    str(self.dist),
+                    str(out),
+                ],
+                cwd=self.project,
+                what="making the memory snapshot (scripts/make-snapshot.mjs)",
+            )
+            .strip()
+            .splitlines()[-1]
+        )
+        made = json.loads(line)
+        digest = hashlib.sha256(out.read_bytes())
+        entry = {
+            "file": SNAPSHOT_FILE,
+            "sha256": digest.hexdigest(),
+            "integrity": "sha256-" + base64.b64encode(digest.digest()).decode("ascii"),
+            "bytes": out.stat().st_size,
+            "made_in": "node",
+        }
+        self.state["snapshot"] = {"inputs": inputs, "sha256": entry["sha256"], "entry": entry}
+        size = out.stat().st_size / 1e6
+        return entry, f"made ({SNAPSHOT_FILE}, {size:.1f} MB in {float(made['ms']) / 1000:.1f} s)"
+
+    # 7. .gz/.br next to the big files
+    def precompress(self) -> str:
+        wanted = {name: _sha256(self.web / name) for name in PRECOMPRESSED}
+        previous = self.state.get("compress", {})
+        todo = [
+            name
+            for name, sha in wanted.items()
+            if previous.get(name, {}).get("sha256") != sha
+            or not all((self.web / f"{name}{ext}").is_file() for ext in (".gz", ".br"))
+        ]
+        if todo:
+            node = shutil.which("node")
+            if node is None:
+                raise BuildError("the compress step needs Node.js (`node` on PATH)")
+            out = _run(
+                [node, str(self.project / "scripts" / "precompress.mjs"), *todo],
+                cwd=self.web,
+                what="precompressing (scripts/precompress.mjs)",
+            )
+            for line in out.strip().splitlines():
+                row = json.loads(line)
+                previous[row["file"]] = {
+                    "sha256": wanted[row["file"]],
+                    "bytes": row["bytes"],
+                    "gzip": row["gzip"],
+                    "br": row["br"],
+                }
+        self.state["compress"] = {name: previous[name] for name in wanted}
+        if not todo:
+            return f"cached ({len(wanted)} files, .gz/.br)"
+        return f"written ({len(todo)} of {len(wanted)} files, .gz/.br)"
+
+    # 8. build-info.json
+    def write_build_info(
+        self, wheel: Path, extra: list[Path], snapshot: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         info: dict[str, Any] = {
             "pyodide_version": PYODIDE_VERSION,
             "wheel": wheel.name,
@@ -551,6 +663,8 @@ class _Builder:
             "lock_file": "pyodide-lock.json",
             "extra_wheels": {p.name: _sha256(p) for p in extra},
         }
+        if snapshot is not None:
+            info["snapshot"] = snapshot
         _write_json(self.dist / "build-info.json", info)
         return info
 
@@ -587,12 +701,15 @@ def build(
     force: bool = False,
     log: Log | None = None,
     build_venv: Path | None = None,
+    snapshot: bool = True,
 ) -> BuildResult:
     """Build web/dist (see the module docstring). Raises BuildError with a clear message.
 
     ``build_venv`` defaults to ``<project>/.venv-build`` (it also holds the download cache).
+    ``snapshot=False`` leaves out the shipped snapshot and the precompressed files (a
+    first visit then boots cold and makes the page's own snapshot).
     """
     root = find_project_root(project)
     printer: Log = log if log is not None else (lambda line: print(line, flush=True))
     venv = Path(build_venv).resolve() if build_venv is not None else None
-    return _Builder(root, force=force, log=printer, venv=venv).run()
+    return _Builder(root, force=force, log=printer, venv=venv, snapshot=snapshot).run()

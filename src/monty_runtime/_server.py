@@ -8,7 +8,11 @@ Serves the web root (``web/``) with the headers the browser backend needs:
   page's own modules, so a worker started from any of them, and everything it imports,
   runs under it (see ``HEADER_RULES``); ``csp=False`` (``serve --no-csp``) leaves it
   out, to test that the worker refuses to run code without it;
-* correct MIME types (``.mjs``, ``.wasm``, ``.whl`` ...) and ``Cache-Control: no-cache``.
+* correct MIME types (``.mjs``, ``.wasm``, ``.whl`` ...) and ``Cache-Control: no-cache``;
+* precompressed files: for ``FILE`` with ``FILE.br``/``FILE.gz`` next to it (written by
+  the build, no older than ``FILE``), a request whose ``Accept-Encoding`` allows it gets
+  the compressed bytes with ``Content-Encoding`` and ``FILE``'s ``Content-Type``; every
+  such response, compressed or not, says ``Vary: Accept-Encoding`` (see ``ENCODINGS``).
 
 Every request is logged (method, path, status, ``Sec-Fetch-Dest``) so tests can see the
 requests of dedicated workers, which page-level request events do not show.
@@ -19,6 +23,8 @@ requests of dedicated workers, which page-level request events do not show.
 
 from __future__ import annotations
 
+import dataclasses
+import email.utils
 import errno
 import fnmatch
 import http.server
@@ -36,6 +42,7 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
+    "ENCODINGS",
     "HEADER_RULES",
     "ISOLATION_HEADERS",
     "MIME_TYPES",
@@ -45,6 +52,7 @@ __all__ = [
     "RequestRecord",
     "RunningServer",
     "ServerError",
+    "accepted_encodings",
     "headers_for_path",
     "serve_forever",
     "start_server",
@@ -104,6 +112,56 @@ MIME_TYPES: dict[str, str] = {
 }
 DEFAULT_MIME_TYPE = "application/octet-stream"
 
+# Precompressed siblings, in order of preference: (Content-Encoding, file suffix).
+ENCODINGS: tuple[tuple[str, str], ...] = (("br", ".br"), ("gzip", ".gz"))
+
+
+def accepted_encodings(header: str | None) -> set[str]:
+    """The content codings an ``Accept-Encoding`` value allows (``q=0`` refuses one;
+    ``*`` allows every coding not named)."""
+    allowed: set[str] = set()
+    refused: set[str] = set()
+    for item in (header or "").split(","):
+        name, _, params = item.strip().partition(";")
+        name = name.strip().lower()
+        if not name:
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        (allowed if q > 0 else refused).add(name)
+    if "*" in allowed:
+        allowed |= {coding for coding, _ in ENCODINGS} - refused
+    return allowed - refused
+
+
+def precompressed_for(file_path: str, accept_encoding: str | None) -> tuple[str, str] | None:
+    """(Content-Encoding, path) of the precompressed sibling to serve, or None."""
+    try:
+        mtime = os.stat(file_path).st_mtime
+    except OSError:
+        return None
+    accepted = accepted_encodings(accept_encoding)
+    for coding, suffix in ENCODINGS:
+        if coding not in accepted:
+            continue
+        candidate = file_path + suffix
+        try:
+            if os.path.isfile(candidate) and os.stat(candidate).st_mtime >= mtime:
+                return coding, candidate
+        except OSError:
+            continue
+    return None
+
+
+def has_precompressed(file_path: str) -> bool:
+    return any(os.path.isfile(file_path + suffix) for _c, suffix in ENCODINGS)
+
 
 class ServerError(RuntimeError):
     """A dev-server problem with a message meant for the person running it."""
@@ -137,6 +195,8 @@ class RequestRecord:
     status: int
     dest: str  # Sec-Fetch-Dest ("document", "worker", "script", "empty", ...) or ""
     time: float
+    bytes: int = 0  # body bytes sent (compressed ones when encoded)
+    encoding: str = ""  # Content-Encoding sent ("br", "gzip") or ""
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.status} {self.dest or '-'}"
@@ -159,6 +219,15 @@ class RequestLog:
                     self.stream.flush()
                 except (OSError, ValueError):
                     pass
+
+    def _complete(self, record: RequestRecord, sent: int, encoding: str) -> None:
+        """Fill in the body size of ``record`` once it is sent (the record is listed as
+        soon as the response starts, so a client that got the response finds it)."""
+        with self._lock:
+            for i in range(len(self._records) - 1, -1, -1):
+                if self._records[i] is record:
+                    self._records[i] = dataclasses.replace(record, bytes=sent, encoding=encoding)
+                    return
 
     def records(self) -> list[RequestRecord]:
         with self._lock:
@@ -183,6 +252,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     isolated: bool = True
     csp: bool = True
     request_log: RequestLog | None = None
+    _pending: RequestRecord | None = None
+    _encoding: str = ""
+    _sent: int = 0
+    _vary: bool = False
 
     # -- paths ---------------------------------------------------------------
     def translate_path(self, path: str) -> str:
@@ -207,7 +280,44 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if not translated:
             self.send_error(404, "Not found")
             return None
+        self._vary = False
+        if os.path.isfile(translated) and has_precompressed(translated):
+            self._vary = True
+            chosen = precompressed_for(translated, self.headers.get("Accept-Encoding"))
+            if chosen is not None:
+                return self._send_encoded(translated, *chosen)
         return super().send_head()
+
+    def _send_encoded(self, original: str, coding: str, path: str) -> Any:
+        """The head of a precompressed response; returns the open file (the body)."""
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed by do_GET/do_HEAD
+        except OSError:
+            self.send_error(404, "Not found")
+            return None
+        try:
+            stat = os.fstat(f.fileno())
+            since = self.headers.get("If-Modified-Since")
+            if since and "If-None-Match" not in self.headers:
+                try:
+                    when = email.utils.parsedate_to_datetime(since)
+                except (TypeError, ValueError, IndexError, OverflowError):
+                    when = None
+                if when is not None and int(stat.st_mtime) <= when.timestamp():
+                    self.send_response(304)
+                    self.end_headers()
+                    f.close()
+                    return None
+            self.send_response(200)
+            self.send_header("Content-Type", self.guess_type(original))
+            self.send_header("Content-Encoding", coding)
+            self.send_header("Content-Length", str(stat.st_size))
+            self.send_header("Last-Modified", self.date_time_string(int(stat.st_mtime)))
+            self.end_headers()
+            return f
+        except BaseException:
+            f.close()
+            raise
 
     def list_directory(self, path: str | os.PathLike[str]) -> None:
         # No directory listings: only files (and index.html) are served.
@@ -219,6 +329,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     # -- headers -------------------------------------------------------------
     def end_headers(self) -> None:
+        if self._vary:
+            self.send_header("Vary", "Accept-Encoding")
         for name, value in headers_for_path(
             self.path, isolated=self.isolated, csp=self.csp
         ).items():
@@ -234,15 +346,38 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         except (TypeError, ValueError):
             status = 0
         path = urllib.parse.urlsplit(self.path).path if self.path else ""
-        self.request_log.add(
-            RequestRecord(
-                method=self.command or "",
-                path=path,
-                status=status,
-                dest=self.headers.get("Sec-Fetch-Dest", "") if self.headers else "",
-                time=time.time(),
-            )
+        record = RequestRecord(
+            method=self.command or "",
+            path=path,
+            status=status,
+            dest=self.headers.get("Sec-Fetch-Dest", "") if self.headers else "",
+            time=time.time(),
         )
+        self.request_log.add(record)
+        # Its body size is filled in once the body is sent (handle_one_request).
+        self._pending = record
+        self._sent = 0
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "content-encoding":
+            self._encoding = value
+        super().send_header(keyword, value)
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        while chunk := source.read(1 << 16):
+            outputfile.write(chunk)
+            self._sent += len(chunk)
+
+    def handle_one_request(self) -> None:
+        self._pending = None
+        self._encoding = ""
+        self._sent = 0
+        try:
+            super().handle_one_request()
+        finally:
+            pending, self._pending = self._pending, None
+            if pending is not None and self.request_log is not None:
+                self.request_log._complete(pending, self._sent, self._encoding)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Request lines go through log_request(); error details are not needed on stderr.

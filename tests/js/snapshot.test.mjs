@@ -12,8 +12,11 @@ import {
   SnapshotError,
   SnapshotSource,
   checkSnapshotObject,
+  isPackedSnapshot,
   lockPackages,
   packSnapshot,
+  readPackedSnapshot,
+  shippedSnapshotEntry,
   snapshotKey,
   snapshotMismatch,
   snapshotUnsupported,
@@ -207,4 +210,88 @@ test("a maker stopped before it could try hands the job to a waiting worker", as
   const c = await pc;
   assert.equal(c.make, false);
   assert.ok(c.snapshot);
+});
+
+// ------------------------------------------------------------------ shipped snapshot
+
+async function sha256hex(blob) {
+  const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function shippedFixture() {
+  const packed = packSnapshot(sample());
+  const sha256 = await sha256hex(packed);
+  const entry = { file: "snapshot.bin", sha256, integrity: "sha256-x", bytes: packed.size };
+  return { packed, sha256, entry, info: { ...BUILD_INFO, snapshot: entry } };
+}
+
+test("a packed snapshot is read back whole in the worker, its sha256 checked", async () => {
+  const { packed, sha256 } = await shippedFixture();
+  const value = { packed, sha256, from: "shipped" };
+  assert.equal(isPackedSnapshot(value), true);
+  assert.equal(isPackedSnapshot(sample()), false);
+  const back = await readPackedSnapshot(structuredClone(value));
+  assert.deepStrictEqual(back.meta, sample().meta);
+  checkSnapshotObject(back);
+  await assert.rejects(readPackedSnapshot({ ...value, sha256: "0".repeat(64) }),
+    (err) => err instanceof SnapshotError && /shipped snapshot is damaged or from another build/.test(err.message));
+});
+
+test("build-info's snapshot entry is checked before anything is fetched", () => {
+  assert.equal(shippedSnapshotEntry(BUILD_INFO), null);
+  const good = { file: "snapshot.bin", sha256: "a".repeat(64), integrity: "sha256-x", bytes: 1 };
+  assert.deepStrictEqual(shippedSnapshotEntry({ snapshot: good }), good);
+  for (const bad of [{ ...good, file: "../x.bin" }, { ...good, file: "https://evil/x.bin" },
+    { ...good, sha256: "zz" }, { ...good, integrity: "md5-x" }, "snapshot.bin"]) {
+    assert.throws(() => shippedSnapshotEntry({ snapshot: bad }), SnapshotError, JSON.stringify(bad));
+  }
+});
+
+test("a first visit uses the shipped snapshot; a missing one means the first worker makes it", async (t) => {
+  const { packed, entry, info } = await shippedFixture();
+  const fetched = [];
+  t.mock.method(globalThis, "fetch", async (url) => {
+    fetched.push(String(url));
+    if (String(url).endsWith("build-info.json")) return Response.json(info);
+    if (String(url) === "http://x/dist/snapshot.bin") return new Response(packed);
+    return new Response("nope", { status: 404 });
+  });
+  const src = new SnapshotSource({ buildInfoURL: "http://x/dist/build-info.json", persist: false });
+  const plan = await src.acquire();
+  assert.equal(plan.make, false);
+  assert.equal(plan.note, "shipped");
+  assert.equal(isPackedSnapshot(plan.snapshot), true);
+  assert.equal(plan.snapshot.sha256, entry.sha256);
+  assert.deepStrictEqual(fetched, ["http://x/dist/build-info.json", "http://x/dist/snapshot.bin"]);
+  // The worker could not restore it: the next worker makes the page's own.
+  src.reject(plan.snapshot, "Snapshot has invalid magic number");
+  const next = await src.acquire();
+  assert.equal(next.make, true);
+  assert.match(next.problem, /previous snapshot rejected: Snapshot has invalid magic number/);
+
+  const missing = new SnapshotSource({ buildInfoURL: "http://x/other/build-info.json", persist: false });
+  const made = await missing.acquire();
+  assert.equal(made.make, true);
+  assert.match(made.problem, /shipped snapshot not used: HTTP 404 for the shipped snapshot/);
+});
+
+test("useShippedSnapshot(false): the first worker makes the snapshot, nothing is downloaded", async (t) => {
+  const { info } = await shippedFixture();
+  const fetched = [];
+  t.mock.method(globalThis, "fetch", async (url) => {
+    fetched.push(String(url));
+    return Response.json(info);
+  });
+  const { useShippedSnapshot } = await import("../../web/snapshot.js");
+  useShippedSnapshot(false);
+  try {
+    const src = new SnapshotSource({ buildInfoURL: "http://x/dist/build-info.json", persist: false });
+    const plan = await src.acquire();
+    assert.equal(plan.make, true);
+    assert.deepStrictEqual(fetched, ["http://x/dist/build-info.json"]);
+  } finally {
+    useShippedSnapshot(true);
+  }
+  assert.throws(() => useShippedSnapshot("no"), TypeError);
 });

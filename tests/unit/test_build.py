@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import hashlib
 import json
 import re
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -163,12 +166,13 @@ def _copy_project(dest: Path) -> Path:
 def test_wheel_is_rebuilt_when_src_changes(built: BuildResult, tmp_path: Path) -> None:
     project = _copy_project(tmp_path)
     venv = PROJECT_ROOT / _build.BUILD_VENV  # reuse the tools (and the download cache)
-    first = build(project, log=lambda _line: None, build_venv=venv)
-    second = build(project, log=lambda _line: None, build_venv=venv)
+    # snapshot=False: the snapshot step has its own test below (it takes a Node boot).
+    first = build(project, log=lambda _line: None, build_venv=venv, snapshot=False)
+    second = build(project, log=lambda _line: None, build_venv=venv, snapshot=False)
     assert dict((n, s) for n, s, _t in second.steps)["wheel"].startswith("cached")
 
     (project / "src" / "monty_runtime" / "_extra_module_for_test.py").write_text("X = 1\n")
-    third = build(project, log=lambda _line: None, build_venv=venv)
+    third = build(project, log=lambda _line: None, build_venv=venv, snapshot=False)
     steps = {n: s for n, s, _t in third.steps}
     assert steps["wheel"].startswith("built")
     assert steps["lockfile"].startswith("written")
@@ -177,6 +181,48 @@ def test_wheel_is_rebuilt_when_src_changes(built: BuildResult, tmp_path: Path) -
     lock = json.loads(third.lock_file.read_text())
     assert lock["packages"]["monty-runtime"]["sha256"] == sha256(third.wheel)
     assert first.wheel.name == third.wheel.name
+
+
+BROTLI_SHA256_JS = (
+    "const z = require('zlib'), c = require('crypto'), fs = require('fs');"
+    "const b = z.brotliDecompressSync(fs.readFileSync(process.argv[1]));"
+    "console.log(c.createHash('sha256').update(b).digest('hex'));"
+)
+
+
+def test_build_ships_a_snapshot_of_this_build_with_compressed_copies(built: BuildResult) -> None:
+    info = json.loads((DIST / "build-info.json").read_text())
+    entry = info["snapshot"]
+    path = DIST / entry["file"]
+    digest = hashlib.sha256(path.read_bytes())
+    assert entry["sha256"] == digest.hexdigest() and entry["bytes"] == path.stat().st_size
+    assert entry["integrity"] == "sha256-" + base64.b64encode(digest.digest()).decode()
+    # The container (web/snapshot.js): magic, then meta naming this build's packages.
+    data = path.read_bytes()
+    assert data[:8] == b"MONTYSN1"
+    meta_len = int.from_bytes(data[8:12], "little")
+    meta = json.loads(data[32 : 32 + meta_len])
+    assert meta["pyodideVersion"] == "314.0.7" and meta["madeIn"] == "node"
+    assert meta["packages"]["monty-runtime"] == info["wheel_sha256"]
+    assert "monty_runtime.worker" in meta["preload"]
+    # Precompressed copies decode to the very bytes served uncompressed.
+    web = PROJECT_ROOT / "web"
+    for name in _build.PRECOMPRESSED:
+        original = (web / name).read_bytes()
+        assert gzip.decompress((web / f"{name}.gz").read_bytes()) == original, name
+        decoded = subprocess.run(
+            ["node", "-e", BROTLI_SHA256_JS, str(web / f"{name}.br")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        assert decoded == hashlib.sha256(original).hexdigest(), name
+    # A second build redoes neither step.
+    again = build(PROJECT_ROOT, log=lambda _line: None)
+    statuses = {name: status for name, status, _s in again.steps}
+    if statuses["wheel"].startswith("cached"):  # others may be editing src/ meanwhile
+        assert statuses["snapshot"].startswith("cached"), statuses
+        assert statuses["compress"].startswith("cached"), statuses
 
 
 def test_missing_pyodide_is_a_clear_error(tmp_path: Path) -> None:

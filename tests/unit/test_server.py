@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import os
 import re
@@ -20,6 +21,7 @@ from monty_runtime._server import (
     WORKER_CSP,
     RunningServer,
     ServerError,
+    accepted_encodings,
     headers_for_path,
     start_server,
 )
@@ -379,3 +381,121 @@ def test_csp_can_be_turned_off_for_tests(web_root: Path) -> None:
         assert status == 200
         assert "content-security-policy" not in headers
         assert headers["cross-origin-embedder-policy"] == "require-corp"
+
+
+# --------------------------------------------------------------------------- precompressed
+
+ORIGINAL = b"\0asm" + bytes(range(256)) * 64
+BROTLI_STANDIN = b"brotli bytes, served as they are"
+
+
+@pytest.fixture(scope="module")
+def compressed_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    root = tmp_path_factory.mktemp("compressed")
+    (root / "m.wasm").write_bytes(ORIGINAL)
+    (root / "m.wasm.gz").write_bytes(gzip.compress(ORIGINAL))
+    (root / "m.wasm.br").write_bytes(BROTLI_STANDIN)
+    (root / "only-gz.bin").write_bytes(ORIGINAL)
+    (root / "only-gz.bin.gz").write_bytes(gzip.compress(ORIGINAL))
+    (root / "stale.bin.gz").write_bytes(gzip.compress(b"old"))
+    (root / "stale.bin").write_bytes(ORIGINAL)  # newer than its .gz: the .gz is stale
+    past = time.time() - 3600
+    os.utime(root / "stale.bin.gz", (past, past))
+    (root / "plain.bin").write_bytes(ORIGINAL)
+    with start_server(root, isolated=True) as srv:
+        yield srv
+
+
+def get(
+    srv: RunningServer, path: str, headers: dict[str, str], method: str = "GET"
+) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("accept", "coding"),
+    [
+        ("gzip, deflate, br, zstd", "br"),
+        ("br", "br"),
+        ("gzip", "gzip"),
+        ("br;q=0, gzip", "gzip"),
+        ("br;q=0.5, gzip;q=1", "br"),  # the server's preference among accepted codings
+        ("*", "br"),
+        ("*, br;q=0", "gzip"),
+        ("identity", None),
+        ("", None),
+        ("gzip;q=0, br;q=0", None),
+    ],
+)
+def test_precompressed_sibling_per_accept_encoding(
+    compressed_site: RunningServer, accept: str, coding: str | None
+) -> None:
+    status, headers, body = get(compressed_site, "/m.wasm", {"Accept-Encoding": accept})
+    assert status == 200
+    assert headers["content-type"] == "application/wasm"  # the original's type, always
+    assert headers["vary"] == "Accept-Encoding"
+    assert headers["cross-origin-resource-policy"] == "same-origin"
+    assert headers.get("content-encoding") == coding
+    assert int(headers["content-length"]) == len(body)
+    if coding == "br":
+        assert body == BROTLI_STANDIN
+    elif coding == "gzip":
+        assert gzip.decompress(body) == ORIGINAL
+    else:
+        assert body == ORIGINAL
+
+
+def test_gzip_only_stale_and_plain_files(compressed_site: RunningServer) -> None:
+    accept = {"Accept-Encoding": "gzip, br"}
+    _s, headers, body = get(compressed_site, "/only-gz.bin", accept)
+    assert headers["content-encoding"] == "gzip" and gzip.decompress(body) == ORIGINAL
+    # A compressed copy older than its file is never served.
+    _s, headers, body = get(compressed_site, "/stale.bin", accept)
+    assert "content-encoding" not in headers and body == ORIGINAL
+    assert headers["vary"] == "Accept-Encoding"
+    # No compressed copy: no Vary either.
+    _s, headers, body = get(compressed_site, "/plain.bin", accept)
+    assert "content-encoding" not in headers and "vary" not in headers and body == ORIGINAL
+
+
+def test_precompressed_head_and_not_modified(compressed_site: RunningServer) -> None:
+    accept = {"Accept-Encoding": "br"}
+    status, headers, body = get(compressed_site, "/m.wasm", accept, method="HEAD")
+    assert status == 200 and body == b""
+    assert headers["content-encoding"] == "br"
+    assert headers["content-length"] == str(len(BROTLI_STANDIN))
+    since = {**accept, "If-Modified-Since": headers["last-modified"]}
+    status, headers, body = get(compressed_site, "/m.wasm", since)
+    assert status == 304 and body == b"" and headers["vary"] == "Accept-Encoding"
+
+
+def test_request_log_has_bytes_sent_and_encoding(compressed_site: RunningServer) -> None:
+    mark = len(compressed_site.requests())
+    get(compressed_site, "/m.wasm", {"Accept-Encoding": "gzip"})
+    get(compressed_site, "/m.wasm", {})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # sizes are filled in once each body is sent
+        records = compressed_site.requests()[mark:]
+        if len(records) == 2 and all(r.bytes for r in records):
+            break
+        time.sleep(0.02)
+    assert [(r.path, r.encoding, r.bytes) for r in records] == [
+        ("/m.wasm", "gzip", len(gzip.compress(ORIGINAL))),
+        ("/m.wasm", "", len(ORIGINAL)),
+    ]
+
+
+def test_accepted_encodings_parses_q_values() -> None:
+    assert accepted_encodings("gzip, deflate, br") == {"gzip", "deflate", "br"}
+    assert accepted_encodings("BR;Q=0.1 , gzip;q=0") == {"br"}
+    assert accepted_encodings("*;q=0.5, gzip;q=0") == {"*", "br"}
+    assert accepted_encodings(None) == set()

@@ -1,0 +1,56 @@
+// Build-time memory snapshot (issue: first visit): boots Pyodide in Node with the web
+// build's lock file and wheels, exactly as a worker's cold boot does (web/boot.js), and
+// writes the snapshot the page ships (web/snapshot.js container format).
+//
+//   node scripts/make-snapshot.mjs <web/dist> <out file>
+//
+// Prints one JSON line: {file, bytes, pyodideVersion, packages, ms}.
+import { readFile, writeFile, rename } from "node:fs/promises";
+import path from "node:path";
+import { pathToFileURL, fileURLToPath } from "node:url";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const web = path.resolve(here, "..", "web");
+const [distArg, outArg] = process.argv.slice(2);
+if (!distArg || !outArg) {
+  console.error("usage: node scripts/make-snapshot.mjs <web/dist> <out file>");
+  process.exit(2);
+}
+const dist = path.resolve(distArg);
+const out = path.resolve(outArg);
+
+const { SNAPSHOT_PRELOAD, makeSnapshot, packSnapshot } = await import(pathToFileURL(path.join(web, "snapshot.js")).href);
+const { loadPackageStrict } = await import(pathToFileURL(path.join(web, "boot.js")).href);
+const { loadPyodide, version } = await import(pathToFileURL(path.join(web, "node_modules", "pyodide", "pyodide.mjs")).href);
+
+const t0 = performance.now();
+const lock = JSON.parse(await readFile(path.join(dist, "pyodide-lock.json"), "utf8"));
+const pyodide = await loadPyodide({
+  indexURL: path.join(web, "node_modules", "pyodide") + path.sep,
+  lockFileContents: lock,
+  packageBaseUrl: dist + path.sep,
+  checkAPIVersion: true,
+  _makeSnapshot: true,
+  stdout: () => {},
+  stderr: (line) => console.error(line),
+});
+await loadPackageStrict(pyodide, "monty-runtime", dist);
+await loadPackageStrict(pyodide, "micropip", dist);
+pyodide.pyimport("monty_runtime").destroy();
+for (const name of SNAPSHOT_PRELOAD) pyodide.pyimport(name).destroy();
+const check = pyodide.pyimport("monty_runtime._snapshot");
+const problem = check.check_clean();
+check.destroy();
+if (typeof problem === "string") throw new Error(`cannot snapshot: ${problem}`);
+const snapshot = makeSnapshot(pyodide, lock);
+snapshot.meta.madeIn = "node";
+const bytes = new Uint8Array(await packSnapshot(snapshot).arrayBuffer());
+await writeFile(`${out}.tmp`, bytes);
+await rename(`${out}.tmp`, out);
+console.log(JSON.stringify({
+  file: path.basename(out),
+  bytes: bytes.length,
+  pyodideVersion: version,
+  packages: snapshot.meta.packages,
+  ms: Math.round(performance.now() - t0),
+}));
