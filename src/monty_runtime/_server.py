@@ -141,6 +141,7 @@ class RequestRecord:
     status: int
     dest: str  # Sec-Fetch-Dest ("document", "worker", "script", "empty", ...) or ""
     time: float
+    referrer: str = ""  # the Referer header: which document or worker asked
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.status} {self.dest or '-'}"
@@ -245,6 +246,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
                 status=status,
                 dest=self.headers.get("Sec-Fetch-Dest", "") if self.headers else "",
                 time=time.time(),
+                referrer=self.headers.get("Referer", "") if self.headers else "",
             )
         )
 

@@ -61,6 +61,23 @@ XVFB_PATH = shutil.which("Xvfb") or "/usr/bin/Xvfb"
 INSTALL_HINT = "run scripts/dev setup (it installs firefox-esr, webkit2gtk-driver and xvfb)"
 
 
+@dataclass(frozen=True)
+class Expected:
+    """What each engine version tested offers the runtime (the README's browser table;
+    tests assert the detected capabilities against it, so a change shows up)."""
+
+    jspi: bool  # WebAssembly.Suspending in workers
+    shared_memory_when_isolated: bool  # SharedArrayBuffer when cross-origin isolated
+
+
+EXPECTED: dict[str, Expected] = {
+    "chromium": Expected(jspi=True, shared_memory_when_isolated=True),
+    "firefox": Expected(jspi=True, shared_memory_when_isolated=True),
+    # WebKitGTK 2.50: crossOriginIsolated is true, yet SharedArrayBuffer is undefined.
+    "webkit": Expected(jspi=False, shared_memory_when_isolated=False),
+}
+
+
 class EngineMissing(RuntimeError):
     """The engine (or something it needs) is not installed."""
 
@@ -222,7 +239,8 @@ class BiDiConnection:
     def __init__(self, url: str, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:
         from websockets.sync.client import connect
 
-        self._ws = connect(url, max_size=None, open_timeout=30)
+        # Entered as a context manager (exited in close()), as websockets asks.
+        self._ws = connect(url, max_size=None, open_timeout=30).__enter__()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._waiting: dict[int, tuple[threading.Event, list[dict[str, Any]]]] = {}
@@ -297,16 +315,26 @@ _FIREFOX_PREFS = {
     "services.settings.server": "http://127.0.0.1:9/",
     "network.dns.disablePrefetch": True,
     "network.prefetch-next": False,
+    # A context proxy (new_context(proxy=...)) also carries loopback traffic.
+    "network.proxy.allow_hijacking_localhost": True,
+    "network.proxy.no_proxies_on": "",
 }
 
 
 class FirefoxPage(_PageBase):
     engine = "firefox"
 
-    def __init__(self, browser: FirefoxBrowser) -> None:
+    def __init__(self, browser: FirefoxBrowser, user_context: str | None = None) -> None:
         self._browser = browser
         self._bidi = browser.bidi
-        self._user_context = self._bidi.command("browser.createUserContext", {})["userContext"]
+        # Without a context of its own, the page gets a user context (own storage) that
+        # closes with it.
+        self._own_user_context = user_context is None
+        self._user_context = (
+            self._bidi.command("browser.createUserContext", {})["userContext"]
+            if user_context is None
+            else user_context
+        )
         self._context = self._bidi.command(
             "browsingContext.create", {"type": "tab", "userContext": self._user_context}
         )["context"]
@@ -355,10 +383,37 @@ class FirefoxPage(_PageBase):
         self.closed = True
         with contextlib.suppress(Exception):
             self._bidi.command("browsingContext.close", {"context": self._context}, timeout=30)
-        with contextlib.suppress(Exception):
-            self._bidi.command(
-                "browser.removeUserContext", {"userContext": self._user_context}, timeout=30
-            )
+        if self._own_user_context:
+            with contextlib.suppress(Exception):
+                self._bidi.command(
+                    "browser.removeUserContext", {"userContext": self._user_context}, timeout=30
+                )
+
+
+class _Context:
+    """Pages sharing storage (Playwright's BrowserContext, the part tests use)."""
+
+    def __init__(self, make_page: Callable[[], Any], on_close: Callable[[], None]) -> None:
+        self._make_page = make_page
+        self._on_close = on_close
+        self.pages: list[Any] = []
+        self.default_timeout_ms = 30_000.0
+
+    def set_default_timeout(self, ms: float) -> None:
+        self.default_timeout_ms = ms
+
+    def new_page(self) -> Any:
+        page = self._make_page()
+        page.set_default_timeout(self.default_timeout_ms)
+        self.pages.append(page)
+        return page
+
+    def close(self) -> None:
+        for page in self.pages:
+            with contextlib.suppress(Exception):
+                page.close()
+        self.pages.clear()
+        self._on_close()
 
 
 class FirefoxBrowser:
@@ -409,6 +464,25 @@ class FirefoxBrowser:
 
     def new_page(self) -> FirefoxPage:
         return FirefoxPage(self)
+
+    def new_context(self, proxy: dict[str, str] | None = None) -> _Context:
+        """A user context: its own cookies, caches and storage. ``proxy`` as Playwright's
+        (``{"server": "http://host:port"}``): every request of its pages and their
+        workers goes through it, loopback included."""
+        params: dict[str, Any] = {}
+        if proxy is not None:
+            server = proxy["server"].split("://", 1)[-1]
+            params["proxy"] = {"proxyType": "manual", "httpProxy": server, "sslProxy": server,
+                               "noProxy": []}
+        user_context = self.bidi.command("browser.createUserContext", params)["userContext"]
+
+        def remove() -> None:
+            with contextlib.suppress(Exception):
+                self.bidi.command(
+                    "browser.removeUserContext", {"userContext": user_context}, timeout=30
+                )
+
+        return _Context(lambda: FirefoxPage(self, user_context), remove)
 
     def _cleanup(self) -> None:
         shutil.rmtree(self._profile, ignore_errors=True)
@@ -587,9 +661,8 @@ class WebKitPage(_PageBase):
                     "(globalThis.caches ? caches.keys().then((ks) => Promise.all(ks.map((k) =>"
                     " caches.delete(k)))) : Promise.resolve()).then(() => done(true), () => done(false));"
                 )
-        with contextlib.suppress(Exception):
-            with self._lock:
-                self._driver.get("about:blank")
+        with contextlib.suppress(Exception), self._lock:
+            self._driver.get("about:blank")
         self._browser.page_closed(self)
 
 
@@ -619,6 +692,11 @@ class WebKitBrowser:
             self._page.close()
         self._page = WebKitPage(self)
         return self._page
+
+    def new_context(self) -> _Context:
+        """WebKit through WebDriver has one window: its pages are used one at a time,
+        opening one leaves the previous (with the origin's Cache Storage emptied)."""
+        return _Context(self.new_page, lambda: None)
 
     def page_closed(self, page: WebKitPage) -> None:
         if self._page is page:

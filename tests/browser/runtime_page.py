@@ -107,3 +107,30 @@ def evaluate(page: Any, fn: str, arg: Any = None, timeout_s: float = 60.0) -> An
 def js_literal(value: Any) -> str:
     """A JSON literal for embedding test data in JS source."""
     return json.dumps(value)
+
+
+def page_capabilities(page: Any) -> dict[str, bool]:
+    """What the engine offers this page, detected: ``crossOriginIsolated``,
+    ``sharedArrayBuffer``, ``jspi`` (``WebAssembly.Suspending``); ``sharedMemory``:
+    both of the first two (interrupts mid-loop, the control channel, Atomics host calls)."""
+    caps: dict[str, bool] = page.evaluate("""() => ({
+      crossOriginIsolated: self.crossOriginIsolated === true,
+      sharedArrayBuffer: typeof SharedArrayBuffer === "function",
+      jspi: typeof WebAssembly.Suspending === "function",
+    })""")
+    caps["sharedMemory"] = caps["crossOriginIsolated"] and caps["sharedArrayBuffer"]
+    return caps
+
+
+def shared_memory(page: Any) -> bool:
+    """Cross-origin isolated and with SharedArrayBuffer (WebKitGTK 2.50 is isolated
+    without it): the page takes the shared-memory paths."""
+    return page_capabilities(page)["sharedMemory"]
+
+
+def no_shared_memory_reason(page: Any) -> str:
+    """The words the runtime's errors use for why there is no shared memory here."""
+    caps = page_capabilities(page)
+    if not caps["crossOriginIsolated"]:
+        return "not cross-origin isolated"
+    return "no SharedArrayBuffer"
