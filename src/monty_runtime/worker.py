@@ -333,7 +333,7 @@ class PyodidePlatform:
         if self.sync == "atomics":
             return self._no_shared_buffer()
         if self.capabilities.get("jspi") is False:
-            return f"this browser has no JSPI, and {self._no_shared_buffer()}"
+            return f"no JSPI in this browser, and {self._no_shared_buffer()}"
         return f"JSPI is not available in this call, and {self._no_shared_buffer()}"
 
     def host_sync(self, execution: Execution, fn: HostFunction, args: list[Any],

@@ -224,7 +224,8 @@ def test_the_csp_alone_holds_the_network_and_string_evaluation(
     probe_report: dict[str, Any],
 ) -> None:
     """No import guard, no API removal: the CSP by itself blocks every connection, every
-    string evaluation and every nested worker; storage is not its business."""
+    string evaluation and every nested worker but a same-origin one (worker-src 'self';
+    the lock-down removes Worker); storage is not its business."""
     csp_only: Column = probe_report["csp_only"]
     assert _allowed(csp_only, (*GUARD_PROBES, *JS_PROBES)) == CSP_ONLY_ALLOWED, (
         probe_report["details"]
