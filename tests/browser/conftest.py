@@ -7,9 +7,11 @@
   ``--engines=chromium,firefox`` or ``MONTY_ENGINES`` (default: all three); a missing
   engine fails its tests with what to install.
 * What runs where (``--engine-scope`` / ``MONTY_ENGINE_SCOPE``): ``paths`` (the default)
-  runs every test on Chromium and, on Firefox and WebKit, the tests marked
-  ``engine_paths`` (boot, control channel, host calls, lock-down, warm start, escape
-  probes; conformance has its own suite); ``full`` runs every test on every engine.
+  runs every test on Chromium, on Firefox the tests marked ``engine_paths`` (boot,
+  control channel, host calls, lock-down, warm start, escape probes), and on WebKit those
+  also marked ``webkit_paths`` (boot, detected capabilities, sync-style calls, the hard
+  path): WebKitGTK boots Pyodide several times slower, so its share is what CI time
+  allows (docs/engines.md); ``full`` runs every test on every engine.
   ``@pytest.mark.chromium_only("reason")`` keeps a test that needs Playwright
   (clicks, screenshots, routes, proxies, request events) on Chromium.
 * On Chromium ``page`` is Playwright's own Page; on Firefox and WebKit it is an adapter
@@ -179,6 +181,10 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
+        "webkit_paths: an engine_paths test also run on WebKit in the default scope",
+    )
+    config.addinivalue_line(
+        "markers",
         "engine_paths: touches engine-specific paths; runs on every engine by default",
     )
 
@@ -202,8 +208,11 @@ def engines_for(item: Any, config: pytest.Config) -> list[str]:
     only = item.get_closest_marker("only_engines")
     if only is not None:
         names = [n for n in names if n in only.args]
-    if engine_scope(config) == "paths" and item.get_closest_marker("engine_paths") is None:
-        return [n for n in names if n == "chromium"]
+    if engine_scope(config) == "paths":
+        if item.get_closest_marker("engine_paths") is None:
+            return [n for n in names if n == "chromium"]
+        if item.get_closest_marker("webkit_paths") is None:
+            return [n for n in names if n != "webkit"]
     return names
 
 

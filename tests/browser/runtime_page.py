@@ -11,8 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: create()'s boot deadline in tests (ms); see HELPERS_JS.
+TEST_BOOT_MS = 300_000
+
 HELPERS_JS = r"""
 async () => {
+  const TEST_BOOT_MS = __TEST_BOOT_MS__;
   const M = await import("./monty-runtime.js");
   const codec = await import("./codec.js");
   const errorOf = (err) => ({
@@ -72,12 +76,24 @@ async () => {
       return null;
     },
   };
-  window.M = M;
+  // Tests do not depend on the machine being idle: a cold boot of a slow engine
+  // (WebKitGTK compiles Pyodide several times slower) on a busy machine can pass the
+  // default bootTimeoutMs (120 s). create() gets a longer one unless the test names its own.
+  const withBootTime = (o) => (o === undefined ? { bootTimeoutMs: TEST_BOOT_MS }
+    : o !== null && typeof o === "object" && !Array.isArray(o) && !("bootTimeoutMs" in o)
+      ? { ...o, bootTimeoutMs: TEST_BOOT_MS } : o);
+  const MontyRuntime = new Proxy(M.MontyRuntime, {
+    get(target, key, receiver) {
+      if (key === "create") return (o) => target.create(withBootTime(o));
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  window.M = Object.freeze({ ...M, MontyRuntime });
   window.H = H;
   window.codec = codec;
   return true;
 }
-"""
+""".replace("__TEST_BOOT_MS__", str(TEST_BOOT_MS))
 
 
 def open_runtime_page(page: Any, server: Any) -> Any:

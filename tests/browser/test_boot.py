@@ -12,7 +12,7 @@ from engines import EXPECTED
 
 from monty_runtime._server import RunningServer
 
-pytestmark = pytest.mark.engine_paths
+pytestmark = [pytest.mark.engine_paths, pytest.mark.webkit_paths]
 
 
 def wait_until(predicate: Any, timeout_s: float) -> bool:
