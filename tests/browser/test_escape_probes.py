@@ -32,7 +32,9 @@ from runtime_page import HELPERS_JS, evaluate, open_runtime_page
 
 from monty_runtime._server import RunningServer, start_server
 
-pytestmark = pytest.mark.engine_paths
+# The probe table boots nine workers per server mode in one fixture: more than the
+# default per-test timeout on a busy machine (scaled per engine in conftest.py).
+pytestmark = [pytest.mark.engine_paths, pytest.mark.timeout(360)]
 
 MODES = list(config.SERVER_MODES)
 
