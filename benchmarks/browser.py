@@ -29,13 +29,17 @@ one run next to the bare-Pyodide anchor measured in the same run
 * two-worker CPU speedup: two runtimes run the same ~1 s CPU-bound program at once.
 
 Run ``python benchmarks/browser.py`` (builds web/dist if needed, starts its own server
-and Chromium). ``--no-isolation`` serves without COOP/COEP; ``--json`` prints the
+and browser). ``--engine chromium|firefox|webkit`` picks the engine (Firefox and WebKit
+through tests/browser/engines.py); the anchor is measured in the same engine, in the
+same run. Figures an engine cannot give (JSPI or Atomics host calls without JSPI or
+SharedArrayBuffer) print as n/a. ``--no-isolation`` serves without COOP/COEP; ``--json`` prints the
 figures as JSON too; ``--quick`` takes fewer samples.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -199,8 +203,11 @@ HOST_CALL_JS = """async ({ n, sync }) => {
     if (res.error) throw new Error(res.error.type + ": " + res.error.message);
     return res.value;
   };
-  await run(code("f(i)"));
-  const syncStyle = await run(code("f(i)"));
+  let syncStyle = null;
+  if (sync !== "none") {
+    await run(code("f(i)"));
+    syncStyle = await run(code("f(i)"));
+  }
   const awaited = await run(code("await af(i)"));
   const env = rt.info?.env;
   await rt.dispose();
@@ -261,6 +268,7 @@ def measure(
     isolated: bool = True,
     anchor: bool = True,
     speedup: bool = True,
+    engine: str = "chromium",
 ) -> dict[str, Any]:
     sys.path.insert(0, str(PROJECT_ROOT / "src"))
     from monty_dev.build import build
@@ -271,10 +279,15 @@ def measure(
     server = start_server(PROJECT_ROOT / "web", isolated=isolated)
     from playwright.sync_api import sync_playwright
 
-    figures: dict[str, Any] = {}
+    figures: dict[str, Any] = {"engine": engine}
+    engines = _load("engines", PROJECT_ROOT / "tests" / "browser" / "engines.py")
     try:
-        with sync_playwright() as pw:
-            browser = config.launch_browser(pw)
+        with contextlib.ExitStack() as stack:
+            if engine == "chromium":
+                pw = stack.enter_context(sync_playwright())
+                browser = config.launch_browser(pw)
+            else:
+                browser = engines.launch(engine)
             try:
                 for kind, options in (("first_visit", {}), ("first_visit_cold", {"snapshot": False})):
                     figures[kind] = first_visits(browser, server, options, boots)
@@ -316,9 +329,16 @@ def measure(
                 trips_fn = page.evaluate(
                     ROUND_TRIP_JS, {"n": round_trips, "warmup": warmup, "functions": True}
                 )
-                jspi = page.evaluate(HOST_CALL_JS, {"n": host_calls, "sync": "jspi"})
+                caps = page.evaluate("""() => ({
+                  jspi: typeof WebAssembly.Suspending === "function",
+                  shared: self.crossOriginIsolated && typeof SharedArrayBuffer === "function",
+                })""")
+                # Without JSPI the sync-style figure cannot be taken: "none" keeps the
+                # awaited one (a sync-style call then fails with its TypeError).
+                jspi = page.evaluate(HOST_CALL_JS, {"n": host_calls,
+                                                    "sync": "jspi" if caps["jspi"] else "none"})
                 atomics = None
-                if page.evaluate("self.crossOriginIsolated"):
+                if caps["shared"]:
                     atomics = page.evaluate(HOST_CALL_JS, {"n": host_calls, "sync": "atomics"})
                 prints = page.evaluate(PRINT_JS, print_lines)
                 speed = page.evaluate(SPEEDUP_JS) if speedup else None
@@ -328,7 +348,7 @@ def measure(
                         restore_phases.setdefault(name, []).append(float(ms))
                 figures.update(
                     {
-                        "browser_version": browser.version,
+                        "browser_version": _version(browser),
                         "cross_origin_isolated": page.evaluate("self.crossOriginIsolated"),
                         "env": jspi["env"],
                         "cold_ready_ms": summarize(cold),
@@ -346,7 +366,9 @@ def measure(
                         "pool_boot": pool["boot"],
                         "round_trip_ms": summarize([float(x) for x in trips]),
                         "round_trip_functions_ms": summarize([float(x) for x in trips_fn]),
-                        "host_call_jspi_ms": summarize([float(x) for x in jspi["sync"]]),
+                        "host_call_jspi_ms": (
+                            summarize([float(x) for x in jspi["sync"]]) if jspi["sync"] else None
+                        ),
                         "host_call_await_ms": summarize([float(x) for x in jspi["awaited"]]),
                         "host_call_atomics_ms": (
                             summarize([float(x) for x in atomics["sync"]]) if atomics else None
@@ -370,6 +392,7 @@ def measure(
                         browser=browser,
                         base_url=server.url,
                     )
+                    figures["anchor"]["engine"] = engine
             finally:
                 browser.close()
     finally:
@@ -426,6 +449,12 @@ def first_visits(browser: Any, server: Any, options: dict[str, Any], n: int) -> 
     return out
 
 
+def _version(browser: Any) -> str:
+    """Playwright's Chromium gives the bare number; the engine adapters a name too."""
+    version = str(browser.version)
+    return version if " " in version else f"Chromium {version}"
+
+
 def _verdict(f: dict[str, Any], key: str) -> str:
     s = f.get(key)
     if not s:
@@ -437,7 +466,7 @@ def format_table(f: dict[str, Any]) -> str:
     mode = "isolated" if f["cross_origin_isolated"] else "not isolated"
     env = f.get("env") or {}
     lines = [
-        f"browser backend: Chromium {f['browser_version']}, {mode}, "
+        f"browser backend: {f['browser_version']}, {mode}, "
         f"Pyodide {env.get('pyodideVersion')}, JSPI {env.get('jspi')}",
         f"{'figure (ms)':<44}{'median':>10}{'min':>10}{'p95':>10}{'max':>10}{'n':>6}  target",
     ]
@@ -547,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-creates", type=int, default=10)
     parser.add_argument("--host-calls", type=int, default=300)
     parser.add_argument("--print-lines", type=int, default=100_000)
+    parser.add_argument("--engine", choices=["chromium", "firefox", "webkit"],
+                        default="chromium")
     parser.add_argument("--no-isolation", action="store_true")
     parser.add_argument("--no-anchor", action="store_true")
     parser.add_argument("--no-speedup", action="store_true")
@@ -568,6 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         isolated=not args.no_isolation,
         anchor=not args.no_anchor,
         speedup=not args.no_speedup,
+        engine=args.engine,
     )
     print(format_table(figures))
     if args.json:

@@ -102,7 +102,9 @@ def measure_anchor(
         return {
             "pyodide_version": last.get("pyodideVersion"),
             "python_version": str(last.get("version", "")).split(" ")[0],
-            "browser_version": browser.version,
+            # Playwright's Chromium gives the bare number; the engine adapters a name too.
+            "browser_version": (browser.version if " " in str(browser.version)
+                                else f"Chromium {browser.version}"),
             "cross_origin_isolated": cross_origin_isolated,
             "cold_ready_ms": summarize(cold),
             "cold_ready_all_ms": cold,
@@ -131,7 +133,7 @@ def format_table(figures: dict[str, Any]) -> str:
     mode = "isolated" if figures["cross_origin_isolated"] else "not isolated"
     lines = [
         f"browser anchor: bare Pyodide {figures['pyodide_version']} "
-        f"(Python {figures['python_version']}) worker, Chromium {figures['browser_version']}, "
+        f"(Python {figures['python_version']}) worker, {figures['browser_version']}, "
         f"{mode}",
         f"{'figure (ms)':<32}{'median':>10}{'min':>10}{'p95':>10}{'max':>10}{'n':>6}",
     ]

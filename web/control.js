@@ -44,6 +44,18 @@ export class ControlChannel {
     return globalThis.crossOriginIsolated === true && typeof SharedArrayBuffer === "function";
   }
 
+  /** Why there is no shared memory here, as a user can act on it (null: there is). */
+  static get unavailableReason() {
+    if (globalThis.crossOriginIsolated !== true) {
+      return "the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: " +
+        "same-origin and Cross-Origin-Embedder-Policy: require-corp)";
+    }
+    if (typeof SharedArrayBuffer !== "function") {
+      return "this browser has no SharedArrayBuffer, although the page is cross-origin isolated";
+    }
+    return null;
+  }
+
   constructor() {
     /** Sent to the worker in `init` / `configure` (controlBuffer). */
     this.buffer = new SharedArrayBuffer(CONTROL.BYTES);
@@ -317,7 +329,7 @@ export class Supervisor {
       if (!handle._settled && host.pending.get(handle.id) === handle && host.state === "ready") {
         host.replace(handle, "KeyboardInterrupt",
           `the code did not stop within ${grace}s of the interrupt` +
-          (host.control === null ? " (the page is not cross-origin isolated, so CPU-bound code cannot be interrupted)" : "") +
+          (host.control === null ? ` (${ControlChannel.unavailableReason ?? "no control channel"}, so CPU-bound code cannot be interrupted)` : "") +
           "; the worker was replaced and the session's state is lost");
       }
     }, grace * 1000));

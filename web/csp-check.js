@@ -11,12 +11,15 @@
 // worker.js runs this first, before Pyodide is loaded, and refuses to boot (a
 // BootError with step "csp") when the policy is missing, unless the page opted out with
 // `MontyRuntime.create({ requireCSP: false })`. The rest of the policy (worker-src
-// 'none', default-src 'none') is covered by the escape probes in
-// tests/browser/test_escape_probes.py.
+// 'self', default-src 'none') is covered by the escape probes in
+// tests/browser/test_escape_probes.py. worker-src is 'self', not 'none': Firefox checks
+// a module worker's own static imports against it, so 'none' stops worker.js from
+// importing boot.js; nested workers are impossible because lockdown.js removes Worker
+// and SharedWorker (checked below, once the lock-down ran: `checkNoNestedWorkers`).
 
 /** The policy the dev server sends on worker scripts (src/monty_runtime/_server.py). */
 export const WORKER_CSP =
-  "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'none'; worker-src 'none'";
+  "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'none'; worker-src 'self'";
 
 function evalBlocked() {
   try {

@@ -8,15 +8,17 @@
 // worker has no way to make a fresh global (no iframes; new Function, eval and nested
 // workers are refused by its Content-Security-Policy).
 //
-// The Content-Security-Policy is the boundary for the network (connect-src 'none',
-// worker-src 'none'); this removes what a CSP does not govern at all: IndexedDB, Cache
+// The Content-Security-Policy is the boundary for the network (connect-src 'none';
+// worker-src 'self' keeps other-origin, blob: and data: workers out); this removes what a CSP does not govern at all: IndexedDB, Cache
 // Storage, BroadcastChannel, Web Locks, the origin private file system, storage
 // buckets, devices. worker.js calls lockDownGlobals() once, after the boot and before
 // it reports `ready`; anything it still needs it captured before.
 
 /** Removed from the worker's global object (and its prototype chain). */
 export const REMOVED_GLOBALS = Object.freeze([
-  // network (also refused by connect-src 'none' / worker-src 'none')
+  // network (also refused by connect-src 'none'); Worker/SharedWorker: the CSP's
+  // worker-src 'self' still allows same-origin workers (Firefox needs it for a module
+  // worker's own imports), so removing them is what makes nested workers impossible
   "fetch",
   "XMLHttpRequest",
   "WebSocket",

@@ -317,6 +317,7 @@ async function configure(init) {
       sync: init.sync ?? "auto",
       syncBuffer: sync !== null,
       control: control !== null,
+      capabilities: capabilities(),
     };
     const info = mod.start(JSON.stringify(config), hooks);
     importGuard = info?.get?.("importGuard") === true;
@@ -357,6 +358,7 @@ async function configure(init) {
       lockdown: { removed: locked.removed, failed: locked.failed },
       importGuard,
       jspi,
+      capabilities: capabilities(),
       crossOriginIsolated: self.crossOriginIsolated === true,
       syncBuffer: sync !== null,
       sync: init.sync ?? "auto",
@@ -367,6 +369,22 @@ async function configure(init) {
     boot: booted.boot,
   });
   for (const msg of early.splice(0)) dispatch(msg);
+}
+
+/**
+ * What this engine offers, detected (not guessed from the browser's name): JSPI
+ * (WebAssembly.Suspending, for sync-style host calls), SharedArrayBuffer and Atomics.wait
+ * (sync-style host calls through Atomics, interrupts, the control channel), and cross-origin
+ * isolation, which SharedArrayBuffer needs but does not imply (WebKitGTK 2.50 is isolated
+ * and has none).
+ */
+function capabilities() {
+  return {
+    jspi: typeof WebAssembly?.Suspending === "function",
+    sharedArrayBuffer: typeof SharedArrayBuffer === "function",
+    atomicsWait: typeof Atomics?.wait === "function",
+    crossOriginIsolated: self.crossOriginIsolated === true,
+  };
 }
 
 function bootFailed(err, stepName, bootFetch) {

@@ -59,7 +59,7 @@ PYODIDE_FILES: tuple[str, ...] = (
 )
 WORKER_CSP = (
     "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; "
-    "connect-src 'none'; worker-src 'none'"
+    "connect-src 'none'; worker-src 'self'"
 )
 #: Sent with every response of the site (the page included).
 PAGE_HEADERS: dict[str, str] = {

@@ -61,10 +61,14 @@ __all__ = [
 # Content-Security-Policy of the worker and of every script it imports: scripts only
 # from our own origin and no string evaluation (WebAssembly compilation is allowed), no
 # connections at all (fetch, XHR, WebSocket, EventSource: the page fetches what the
-# worker needs during its boot, web/boot-fetch.js), no nested workers, nothing else.
+# worker needs during its boot, web/boot-fetch.js), workers only from our own origin
+# (Firefox checks a module worker's own static imports against worker-src, so 'none'
+# would refuse worker.js -> boot.js; nested workers are impossible because lockdown.js
+# deletes Worker and SharedWorker, and every same-origin script carries this policy),
+# nothing else.
 WORKER_CSP = (
     "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; "
-    "connect-src 'none'; worker-src 'none'"
+    "connect-src 'none'; worker-src 'self'"
 )
 
 ISOLATION_HEADERS: dict[str, str] = {
@@ -197,6 +201,7 @@ class RequestRecord:
     time: float
     bytes: int = 0  # body bytes sent (compressed ones when encoded)
     encoding: str = ""  # Content-Encoding sent ("br", "gzip") or ""
+    referrer: str = ""  # the Referer header: which document or worker asked
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.status} {self.dest or '-'}"
@@ -352,6 +357,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             status=status,
             dest=self.headers.get("Sec-Fetch-Dest", "") if self.headers else "",
             time=time.time(),
+            referrer=self.headers.get("Referer", "") if self.headers else "",
         )
         self.request_log.add(record)
         # Its body size is filled in once the body is sent (handle_one_request).

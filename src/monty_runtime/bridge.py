@@ -464,6 +464,14 @@ class PlatformBridge:
         repl.globals.update(self._host_globals)
         return repl
 
+    def _await_calls(self) -> frozenset[str]:
+        """Host function names whose top-level sync-style calls the REPL awaits: all of
+        them when the platform says it cannot block in a call (``awaits_top_level_calls``,
+        e.g. a browser without JSPI and without SharedArrayBuffer), else none."""
+        if not self.functions or not getattr(self.platform, "awaits_top_level_calls", False):
+            return frozenset()
+        return frozenset(f.name for f in self.functions)
+
     @property
     def is_executing(self) -> bool:
         """True while an execution holds the guard."""
@@ -576,7 +584,7 @@ class PlatformBridge:
             if ex.inputs:
                 for key, value in ex.inputs.items():
                     repl.globals[key] = codec.decode(codec.encode(value))
-            cell = repl.compile(ex.code, ex.script_name)
+            cell = repl.compile(ex.code, ex.script_name, self._await_calls())
             started = repl.start(cell)
         except BaseException as exc:
             if old_limit is not None:

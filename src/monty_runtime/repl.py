@@ -53,6 +53,64 @@ class CompiledCell:
     source: str
 
 
+# Where a host call's value is used as a value (its result is not handed to another
+# call, a container or an await): only there is a call awaited for the caller.
+_HANDED_ON = (ast.Call, ast.keyword, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Await,
+              ast.Starred)
+# Scopes of their own (an await there would be an error or change what the code is).
+_OWN_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
+               ast.GeneratorExp, ast.ListComp, ast.SetComp, ast.DictComp)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
+def await_host_calls(tree: ast.Module, names: frozenset[str]) -> int:
+    """Sync-style host calls without a way to block (no JSPI, no SharedArrayBuffer):
+    rewrite, in ``tree``'s top-level code, each call of a host function (by name,
+    ``f(...)`` or ``ns.f(...)``) whose value is used as a value -- ``x = f(1)``,
+    ``f(1) + 1``, ``print(f(1))`` is not (handed to a call) -- into ``await f(...)``, so
+    the cell runs as a coroutine that awaits it. Code inside ``def``, ``lambda``,
+    classes and comprehensions is left alone (there a sync-style call still fails with
+    its TypeError). Returns the number of calls rewritten. An AST transform: no source
+    is built."""
+    wrap: set[int] = set()
+
+    def walk(node: ast.AST, parent: ast.AST | None) -> None:
+        if isinstance(node, _OWN_SCOPES):
+            return
+        if (
+            isinstance(node, ast.Call)
+            and _dotted(node.func) in names
+            and not isinstance(parent, _HANDED_ON)
+        ):
+            wrap.add(id(node))
+        for child in ast.iter_child_nodes(node):
+            walk(child, node)
+
+    walk(tree, None)
+    if not wrap:
+        return 0
+
+    class _Wrap(ast.NodeTransformer):
+        def generic_visit(self, node: ast.AST) -> ast.AST:
+            if isinstance(node, _OWN_SCOPES):
+                return node
+            super().generic_visit(node)
+            if id(node) in wrap:
+                return ast.copy_location(ast.Await(value=node), node)  # type: ignore[arg-type]
+            return node
+
+    _Wrap().visit(tree)
+    return len(wrap)
+
+
 def _capture_last(body: list[ast.stmt]) -> bool:
     """Rewrite the last statement of ``body`` so that the value of a final expression is
     stored in ``_LAST``; returns whether anything was rewritten."""
@@ -98,12 +156,14 @@ class Repl:
     _cache_size = 256
     # Shared by all sessions: a code object does not depend on the globals it runs in,
     # and sandbox mode makes a REPL per call.
-    _cache: OrderedDict[tuple[str, str], CompiledCell] = OrderedDict()
+    _cache: OrderedDict[tuple[str, str, frozenset[str]], CompiledCell] = OrderedDict()
 
     def __init__(self) -> None:
         self.globals: dict[str, Any] = {"__name__": "__main__", "__builtins__": new_builtins()}
 
-    def compile(self, source: str, filename: str) -> CompiledCell:
+    def compile(
+        self, source: str, filename: str, await_calls: frozenset[str] = frozenset()
+    ) -> CompiledCell:
         """Compile one cell (raises ``SyntaxError``).  Compiled cells are cached by source
         and file name: an agent often repeats the same small snippet.
 
@@ -112,8 +172,11 @@ class Repl:
         a function defined three cells ago -- or through a parallel sandbox execution
         with the same ``script_name`` -- shows the right source lines (and
         ``inspect.getsource`` works).  Tracebacks given to the caller show the
-        ``script_name`` itself."""
-        key = (source, filename)
+        ``script_name`` itself.
+
+        ``await_calls``: host function names whose top-level sync-style calls are
+        awaited (:func:`await_host_calls`; the platform cannot block in a call)."""
+        key = (source, filename, await_calls)
         cell = self._cache.get(key)
         if cell is None:
             internal = f"{filename}#{next(_cell_numbers)}"
@@ -121,6 +184,8 @@ class Repl:
             flags = ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
             tree = compile(source, internal, "exec", flags, dont_inherit=True)
             assert isinstance(tree, ast.Module)
+            if await_calls:
+                await_host_calls(tree, await_calls)
             _capture_last(tree.body)
             ast.fix_missing_locations(tree)
             code = compile(

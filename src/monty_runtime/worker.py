@@ -141,12 +141,21 @@ def _run_sync(awaitable: Any) -> Any:
 class PyodidePlatform:
     """:class:`monty_runtime.bridge.Platform` for a single-threaded Pyodide worker."""
 
-    def __init__(self, hooks: Hooks, sync: str = "auto", sync_buffer: bool = False) -> None:
+    def __init__(
+        self,
+        hooks: Hooks,
+        sync: str = "auto",
+        sync_buffer: bool = False,
+        capabilities: dict[str, Any] | None = None,
+    ) -> None:
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, got {sync!r}")
         self.hooks = hooks
         self.sync = sync
         self.sync_buffer = sync_buffer
+        #: What the worker detected (worker.js capabilities()): jspi, sharedArrayBuffer,
+        #: crossOriginIsolated; used to say accurately why a sync-style call cannot block.
+        self.capabilities: dict[str, Any] = dict(capabilities or {})
         self._call_ids = itertools.count(1)
         #: >0 while the code blocks in a sync-style host call (JSPI or Atomics): the
         #: control channel's signal handler must not call into JavaScript then.
@@ -287,14 +296,45 @@ class PyodidePlatform:
             return "atomics"
         return "none"
 
+    @property
+    def awaits_top_level_calls(self) -> bool:
+        """No way to block in a sync-style call (no JSPI, no shared buffer) while they are
+        wanted (``sync="auto"``): the REPL awaits top-level ones instead
+        (:func:`monty_runtime.repl.await_host_calls`)."""
+        return (
+            self.sync == "auto"
+            and not self.sync_buffer
+            and self.capabilities.get("jspi") is False
+        )
+
+    def _no_shared_buffer(self) -> str:
+        """Why the page sent no shared buffer, from the capabilities the worker detected."""
+        caps = self.capabilities
+        if caps.get("crossOriginIsolated") is False:
+            return (
+                "the page is not cross-origin isolated, so there is no shared buffer "
+                "(serve it with Cross-Origin-Opener-Policy: same-origin and "
+                "Cross-Origin-Embedder-Policy: require-corp)"
+            )
+        if caps.get("sharedArrayBuffer") is False:
+            return (
+                "this browser has no SharedArrayBuffer, although the page is "
+                "cross-origin isolated"
+            )
+        return "the page sent no shared buffer"
+
     def _why_not_sync(self) -> str:
         if self.sync == "none":
             return "sync-style host calls are turned off for this runtime"
         if self.sync == "jspi":
+            if self.capabilities.get("jspi") is False:
+                return "this browser has no JSPI (WebAssembly.Suspending)"
             return "JSPI is not available in this call"
         if self.sync == "atomics":
-            return "the page is not cross-origin isolated, so there is no shared buffer"
-        return "no JSPI in this browser and the page is not cross-origin isolated"
+            return self._no_shared_buffer()
+        if self.capabilities.get("jspi") is False:
+            return f"no JSPI in this browser, and {self._no_shared_buffer()}"
+        return f"JSPI is not available in this call, and {self._no_shared_buffer()}"
 
     def host_sync(self, execution: Execution, fn: HostFunction, args: list[Any],
                   kwargs: dict[str, Any]) -> Any:
@@ -481,8 +521,12 @@ class WorkerSession:
                 f"{PROTOCOL_VERSION}"
             )
         self.hooks = hooks
+        caps = config.get("capabilities")
         self.platform = PyodidePlatform(
-            hooks, str(config.get("sync") or "auto"), bool(config.get("syncBuffer"))
+            hooks,
+            str(config.get("sync") or "auto"),
+            bool(config.get("syncBuffer")),
+            caps if isinstance(caps, dict) else None,
         )
         with contextlib.suppress(RuntimeError):  # no loop yet (unit tests)
             _quiet_loop(_loop())

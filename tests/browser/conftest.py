@@ -1,4 +1,21 @@
-"""Fixtures for browser tests (Playwright sync API + Debian's Chromium).
+"""Fixtures for browser tests, on three engines (tests/browser/engines.py).
+
+* ``engine`` (module): the browser engine, ``chromium`` (Playwright), ``firefox``
+  (WebDriver BiDi) or ``webkit`` (WebKitGTK through WebDriver). Every test that uses
+  ``browser``/``context``/``page``/``open_page`` is parametrized over the engines, so a
+  test is written once; ids read ``test_x[firefox-isolated]``. Which engines run:
+  ``--engines=chromium,firefox`` or ``MONTY_ENGINES`` (default: all three); a missing
+  engine fails its tests with what to install.
+* What runs where (``--engine-scope`` / ``MONTY_ENGINE_SCOPE``): ``paths`` (the default)
+  runs every test on Chromium, on Firefox the tests marked ``engine_paths`` (boot,
+  control channel, host calls, lock-down, warm start, escape probes), and on WebKit those
+  also marked ``webkit_paths`` (boot, detected capabilities, sync-style calls, the hard
+  path): WebKitGTK boots Pyodide several times slower, so its share is what CI time
+  allows (docs/engines.md); ``full`` runs every test on every engine.
+  ``@pytest.mark.chromium_only("reason")`` keeps a test that needs Playwright
+  (clicks, screenshots, routes, proxies, request events) on Chromium.
+* On Chromium ``page`` is Playwright's own Page; on Firefox and WebKit it is an adapter
+  with the same ``goto``/``evaluate``/``wait_for_function``/``reload``/``close``.
 
 * ``web_build`` (session): runs the web build (cheap when nothing changed).
 * ``server``: the dev server, parametrized over ``SERVER_MODES`` (cross-origin isolated
@@ -26,6 +43,7 @@ import http.server
 import importlib.util
 import inspect
 import logging
+import os
 import sys
 import threading
 import urllib.parse
@@ -34,6 +52,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import engines as engine_mod
 import pytest
 
 from monty_runtime._server import RunningServer, start_server
@@ -65,7 +84,10 @@ def _emit(line: str) -> None:
 
 
 def forward_console(page: Any, label: str = "page") -> None:
-    """Forward console messages and errors of a page and of its workers to the test log."""
+    """Forward console messages and errors of a page and of its workers to the test log
+    (Playwright pages; the Firefox adapter forwards its console log itself)."""
+    if not hasattr(page, "on"):
+        return
 
     def on_console(msg: Any) -> None:
         if getattr(msg, "worker", None) is not None:
@@ -133,6 +155,109 @@ def server(request: pytest.FixtureRequest, _servers: dict[str, RunningServer]) -
 # --------------------------------------------------------------------------- browser
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("monty browser engines")
+    group.addoption(
+        "--engines",
+        default=None,
+        help="comma-separated engines for the browser tests: chromium,firefox,webkit "
+        "(default: MONTY_ENGINES, else all)",
+    )
+    group.addoption(
+        "--engine-scope",
+        choices=("paths", "full"),
+        default=None,
+        help="paths: everything on Chromium, the engine_paths tests on the others "
+        "(default; MONTY_ENGINE_SCOPE); full: everything everywhere",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "chromium_only(reason): needs a Playwright-only feature; Chromium only"
+    )
+    config.addinivalue_line(
+        "markers", "only_engines(*names, reason): the engines that have what the test needs"
+    )
+    config.addinivalue_line(
+        "markers",
+        "webkit_paths: an engine_paths test also run on WebKit in the default scope",
+    )
+    config.addinivalue_line(
+        "markers",
+        "engine_paths: touches engine-specific paths; runs on every engine by default",
+    )
+
+
+def selected_engines(config: pytest.Config) -> list[str]:
+    return engine_mod.selected_engines(config.getoption("--engines"))
+
+
+def engine_scope(config: pytest.Config) -> str:
+    scope = config.getoption("--engine-scope") or os.environ.get("MONTY_ENGINE_SCOPE") or "paths"
+    if scope not in ("paths", "full"):
+        raise pytest.UsageError(f"MONTY_ENGINE_SCOPE={scope!r}: use paths or full")
+    return scope
+
+
+def engines_for(item: Any, config: pytest.Config) -> list[str]:
+    """The engines one test runs on."""
+    names = selected_engines(config)
+    if item.get_closest_marker("chromium_only") is not None:
+        return [n for n in names if n == "chromium"]
+    only = item.get_closest_marker("only_engines")
+    if only is not None:
+        names = [n for n in names if n in only.args]
+    if engine_scope(config) == "paths":
+        if item.get_closest_marker("engine_paths") is None:
+            return [n for n in names if n == "chromium"]
+        if item.get_closest_marker("webkit_paths") is None:
+            return [n for n in names if n != "webkit"]
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "engine" not in metafunc.fixturenames:
+        return
+    names = engines_for(metafunc.definition, metafunc.config)
+    metafunc.parametrize("engine", names, indirect=True, scope="module", ids=names)
+
+
+#: Per-test timeout factor by engine: WebKitGTK compiles Pyodide's WebAssembly several
+#: times slower than Chromium (a cold boot takes it tens of seconds on a busy machine).
+TIMEOUT_FACTOR = {"chromium": 1.0, "firefox": 1.5, "webkit": 5.0}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the tests no selected engine can run (instead of pytest's "empty parameter
+    set" skip), and scale per-test timeouts by engine."""
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if "engine" in getattr(item, "fixturenames", ()):
+            engine = callspec.params.get("engine") if callspec is not None else None
+            if engine not in engine_mod.ENGINES:  # an empty parameter set: no engine
+                dropped.append(item)
+                continue
+            factor = TIMEOUT_FACTOR.get(str(engine), 1.0)
+            marker = item.get_closest_marker("timeout")
+            base = float(marker.args[0]) if marker is not None and marker.args else default
+            if factor != 1.0 and base > 0:
+                item.add_marker(pytest.mark.timeout(base * factor), append=False)
+        keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+@pytest.fixture(scope="module")
+def engine(request: pytest.FixtureRequest) -> str:
+    """The engine of this test: chromium, firefox or webkit."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Any]:
     message = config.chromium_missing_message()
@@ -149,8 +274,18 @@ def playwright_instance() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def browser(playwright_instance: Any) -> Iterator[Any]:
-    browser = config.launch_browser(playwright_instance)
+def browser(engine: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Chromium: Playwright's Browser; Firefox/WebKit: engines.FirefoxBrowser /
+    WebKitBrowser (``new_context()``, ``new_page()``, ``version``)."""
+    if engine == "chromium":
+        pw = request.getfixturevalue("playwright_instance")
+        browser = config.launch_browser(pw)
+    else:
+        message = engine_mod.missing_message(engine)
+        if message is not None:
+            pytest.fail(f"{engine}: {message}", pytrace=False)
+        browser = engine_mod.launch(engine, log=_emit)
+    _emit(f"[{engine}] {getattr(browser, 'version', '')}")
     try:
         yield browser
     finally:

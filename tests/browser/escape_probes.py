@@ -123,9 +123,12 @@ RESIDUAL_RISKS: frozenset[str] = frozenset({
 })
 
 #: What a worker under the CSP alone (no import guard, no API removal) does not block:
-#: a CSP does not govern storage or same-origin channels.
+#: a CSP does not govern storage or same-origin channels, and worker-src 'self' (Firefox
+#: needs it for a module worker's own imports) lets a same-origin nested worker start;
+#: the runtime's lock-down removes Worker, so there the probe is blocked.
 CSP_ONLY_ALLOWED: frozenset[str] = frozenset({
     *GUARD_PROBES,
+    "nested Worker (same origin)",
     "IndexedDB",
     "Cache Storage",
     "BroadcastChannel",

@@ -11,8 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+#: create()'s boot deadline in tests (ms); see HELPERS_JS.
+TEST_BOOT_MS = 300_000
+
 HELPERS_JS = r"""
 async () => {
+  const TEST_BOOT_MS = __TEST_BOOT_MS__;
   const M = await import("./monty-runtime.js");
   const codec = await import("./codec.js");
   const errorOf = (err) => ({
@@ -72,12 +76,24 @@ async () => {
       return null;
     },
   };
-  window.M = M;
+  // Tests do not depend on the machine being idle: a cold boot of a slow engine
+  // (WebKitGTK compiles Pyodide several times slower) on a busy machine can pass the
+  // default bootTimeoutMs (120 s). create() gets a longer one unless the test names its own.
+  const withBootTime = (o) => (o === undefined ? { bootTimeoutMs: TEST_BOOT_MS }
+    : o !== null && typeof o === "object" && !Array.isArray(o) && !("bootTimeoutMs" in o)
+      ? { ...o, bootTimeoutMs: TEST_BOOT_MS } : o);
+  const MontyRuntime = new Proxy(M.MontyRuntime, {
+    get(target, key, receiver) {
+      if (key === "create") return (o) => target.create(withBootTime(o));
+      return Reflect.get(target, key, receiver);
+    },
+  });
+  window.M = Object.freeze({ ...M, MontyRuntime });
   window.H = H;
   window.codec = codec;
   return true;
 }
-"""
+""".replace("__TEST_BOOT_MS__", str(TEST_BOOT_MS))
 
 
 def open_runtime_page(page: Any, server: Any) -> Any:
@@ -107,3 +123,30 @@ def evaluate(page: Any, fn: str, arg: Any = None, timeout_s: float = 60.0) -> An
 def js_literal(value: Any) -> str:
     """A JSON literal for embedding test data in JS source."""
     return json.dumps(value)
+
+
+def page_capabilities(page: Any) -> dict[str, bool]:
+    """What the engine offers this page, detected: ``crossOriginIsolated``,
+    ``sharedArrayBuffer``, ``jspi`` (``WebAssembly.Suspending``); ``sharedMemory``:
+    both of the first two (interrupts mid-loop, the control channel, Atomics host calls)."""
+    caps: dict[str, bool] = page.evaluate("""() => ({
+      crossOriginIsolated: self.crossOriginIsolated === true,
+      sharedArrayBuffer: typeof SharedArrayBuffer === "function",
+      jspi: typeof WebAssembly.Suspending === "function",
+    })""")
+    caps["sharedMemory"] = caps["crossOriginIsolated"] and caps["sharedArrayBuffer"]
+    return caps
+
+
+def shared_memory(page: Any) -> bool:
+    """Cross-origin isolated and with SharedArrayBuffer (WebKitGTK 2.50 is isolated
+    without it): the page takes the shared-memory paths."""
+    return page_capabilities(page)["sharedMemory"]
+
+
+def no_shared_memory_reason(page: Any) -> str:
+    """The words the runtime's errors use for why there is no shared memory here."""
+    caps = page_capabilities(page)
+    if not caps["crossOriginIsolated"]:
+        return "not cross-origin isolated"
+    return "no SharedArrayBuffer"

@@ -17,6 +17,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+# Clicks, typing, selectors, request events and screenshots: Playwright only.
+pytestmark = pytest.mark.chromium_only("drives the playground UI through Playwright")
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 BOOT_MS = 120_000

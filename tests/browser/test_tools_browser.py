@@ -196,6 +196,7 @@ def _native_replay(policy: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("policy", ["queue", "busy", "sandbox"])
+@pytest.mark.chromium_only("selectors through Playwright")
 def test_agent_page_replays_like_python(page: Any, server: Any, policy: str) -> None:
     native = {m["tool_call_id"]: json.loads(m["content"]) for m in _native_replay(policy)}
     response = page.goto(server.url + f"agent.html?policy={policy}", wait_until="load")

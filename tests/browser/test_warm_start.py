@@ -24,6 +24,8 @@ from runtime_page import HELPERS_JS, evaluate, open_runtime_page
 
 from monty_dev.conformance.corpus import default_corpora, load_corpus
 
+pytestmark = pytest.mark.engine_paths
+
 BOOT_S = 180
 
 SNAPSHOT_HELPERS = """async () => {
@@ -309,6 +311,7 @@ def test_a_snapshot_that_does_not_fit_or_fails_falls_back_to_a_cold_boot(wpage: 
     assert out["after"]["state"] == "off"
 
 
+@pytest.mark.chromium_only("page.route (request interception) is Playwright's")
 def test_a_changed_wheel_is_another_cache_key(wpage: Any, server: Any) -> None:
     evaluate(wpage, """async () => {
       const a = await M.MontyRuntime.create();

@@ -22,7 +22,7 @@ from .support import STATIC_PAGE, Browser, check_scenarios, free_port
 pytestmark = pytest.mark.timeout(900)
 
 
-CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'none'; worker-src 'none'"
+CSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'none'; worker-src 'self'"
 
 
 @pytest.fixture(scope="module")

@@ -123,8 +123,14 @@ def test_planning_reuses_only_where_a_fresh_repl_is_the_same() -> None:
 
 
 def test_backend_names_expand_chromium_per_server_mode() -> None:
-    assert _backend_names("all") == ["native", "chromium", "chromium-noniso"]
-    assert _backend_names("all", "isolated") == ["native", "chromium"]
+    assert _backend_names("all") == [
+        "native", "chromium", "chromium-noniso", "firefox", "firefox-noniso",
+        "webkit", "webkit-noniso",
+    ]
+    assert _backend_names("all", "isolated") == ["native", "chromium", "firefox", "webkit"]
+    assert _backend_names("firefox,webkit", "both") == [
+        "firefox", "firefox-noniso", "webkit", "webkit-noniso"
+    ]
     assert _backend_names("chromium", "not_isolated") == ["chromium-noniso"]
     assert _backend_names("native,chromium-noniso") == ["native", "chromium-noniso"]
 

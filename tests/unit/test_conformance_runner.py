@@ -218,7 +218,7 @@ def test_expectations_validation(tmp_path: Path) -> None:
         tmp_path,
         [
             {"corpus": "c", "id": 1, "backend": "native"},
-            {"corpus": "c", "id": 2, "backend": "firefox", "reason": "x"},
+            {"corpus": "c", "id": 2, "backend": "safari", "reason": "x"},
             {"corpus": "c", "id": 3, "reason": "x", "extra": 1},
             {"corpus": "c", "id": 4, "reason": "x"},
             {"corpus": "c", "id": 4, "backend": "native", "reason": "again"},
@@ -637,17 +637,17 @@ def test_chromium_unavailable_says_why(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_registered_backend_plugs_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(backends_module, "_registry", {})
-    register_backend("chromium", lambda: Renamed("chromium"))
-    register_backend("chromium-noniso", lambda: Renamed("chromium-noniso"))
+    columns = [f"{engine}{suffix}" for engine in ("chromium", "firefox", "webkit")
+               for suffix in ("", "-noniso")]
+    for column in columns:
+        register_backend(column, lambda column=column: Renamed(column))
     d = write_corpus(tmp_path, [GOOD])
     code, out, err = run_main(
         "--corpus", str(d), "--backend", "all", "--no-progress", "--no-expectations"
     )
     assert code == 0, out + err
-    assert out.splitlines()[-3:] == [
-        "native: 1 passed, 0 failed, 0 expected differences",
-        "chromium: 1 passed, 0 failed, 0 expected differences",
-        "chromium-noniso: 1 passed, 0 failed, 0 expected differences",
+    assert out.splitlines()[-7:] == [
+        f"{name}: 1 passed, 0 failed, 0 expected differences" for name in ["native", *columns]
     ]
     code, out, err = run_main(
         "--corpus",

@@ -159,7 +159,7 @@ def test_no_csp_on_other_files(isolated: RunningServer, path: str) -> None:
 def test_csp_value() -> None:
     assert WORKER_CSP == (
         "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; "
-        "connect-src 'none'; worker-src 'none'"
+        "connect-src 'none'; worker-src 'self'"
     )
     # Served from the project folder instead of web/, the same files still get it.
     assert headers_for_path("/web/worker.js")["Content-Security-Policy"] == WORKER_CSP

@@ -29,7 +29,7 @@ const PAGE_HEADERS = {
   "X-Content-Type-Options": "nosniff",
 };
 const WORKER_CSP =
-  "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'none'; worker-src 'none'";
+  "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'none'; worker-src 'self'";
 const TYPES = {
   ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
   ".json": "application/json", ".whl": "application/zip", ".zip": "application/zip",

@@ -251,8 +251,14 @@ def register_backend(name: str, factory: BackendFactory) -> None:
     _registry[name] = factory
 
 
-#: The browser backends: name -> server mode of ``monty_dev.conformance.chromium``.
-BROWSER_BACKENDS = {"chromium": "isolated", "chromium-noniso": "not_isolated"}
+#: The browser engines (``monty_dev.conformance.chromium`` drives each).
+BROWSER_ENGINES = ("chromium", "firefox", "webkit")
+#: The browser backends: name -> server mode; the engine is the name's first part.
+BROWSER_BACKENDS = {
+    name: mode
+    for engine in BROWSER_ENGINES
+    for name, mode in ((engine, "isolated"), (f"{engine}-noniso", "not_isolated"))
+}
 
 
 def available_backends() -> list[str]:
@@ -284,7 +290,7 @@ def create_backend(name: str, **options: Any) -> Backend:
             raise BackendUnavailable(
                 f"chromium backend not available: {module.__name__} has no create_backend()"
             )
-        backend = create(BROWSER_BACKENDS[name], **options)
+        backend = create(BROWSER_BACKENDS[name], engine=name.split("-")[0], **options)
         if not isinstance(backend, Backend):
             raise BackendUnavailable(
                 "chromium backend not available: create_backend() did not return a Backend"

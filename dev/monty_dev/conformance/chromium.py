@@ -1,5 +1,11 @@
-"""The browser backend of the conformance runner: the cases run in Chromium, in the
-Pyodide workers of ``web/monty-runtime.js``.
+"""The browser backend of the conformance runner: the cases run in a browser (Chromium,
+Firefox or WebKit), in the Pyodide workers of ``web/monty-runtime.js``.
+
+Chromium is driven through Playwright; Firefox (WebDriver BiDi) and WebKitGTK
+(WebDriver) through the engine adapters of ``tests/browser/engines.py``, whose pages
+this module drives exactly as Playwright's (``goto``, ``wait_for_function``,
+``evaluate``), so every engine runs the same page code below. Columns are named
+``<engine>`` and ``<engine>-noniso``.
 
 One backend per server mode, each its own column in the report:
 
@@ -99,10 +105,10 @@ class CaseTimeout(BrowserBackendError):
     """A case did not settle in the page within its deadline."""
 
 
-def backend_name(mode: str) -> str:
+def backend_name(mode: str, engine: str = "chromium") -> str:
     """The report column of a server mode (``isolated`` -> ``chromium``)."""
     try:
-        return MODE_BACKENDS[mode]
+        return MODE_BACKENDS[mode].replace("chromium", engine)
     except KeyError:
         raise ValueError(
             f"unknown server mode {mode!r}; choose from {', '.join(SERVER_MODES)}"
@@ -110,9 +116,50 @@ def backend_name(mode: str) -> str:
 
 
 def create_backend(mode: str = "isolated", **options: Any) -> ChromiumBackend:
-    """A chromium backend for one server mode (``isolated`` or ``not_isolated``).
-    Raises :class:`BackendUnavailable` when it cannot run here."""
+    """A browser backend for one server mode (``isolated`` or ``not_isolated``) and
+    ``engine`` (option; default ``chromium``). Raises :class:`BackendUnavailable` when it
+    cannot run here."""
     return ChromiumBackend(mode, **options)
+
+
+def _load_engines(root: Path) -> ModuleType:
+    """``tests/browser/engines.py``: the Firefox and WebKit adapters."""
+    name = "engines"
+    module = sys.modules.get(name)
+    if module is not None and hasattr(module, "missing_message"):
+        return module
+    path = root / "tests" / "browser" / "engines.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise BackendUnavailable(f"browser engines not available: {path} not found")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules[name]
+        raise
+    return module
+
+
+class _AdapterPage:
+    """An engine adapter's (thread-safe, blocking) page as the async page this module
+    drives: each call runs in a thread, so several may be in flight."""
+
+    def __init__(self, page: Any) -> None:
+        self._page = page
+
+    async def goto(self, url: str, wait_until: str = "load") -> Any:
+        return await asyncio.to_thread(self._page.goto, url, wait_until)
+
+    async def wait_for_function(self, source: str) -> Any:
+        return await asyncio.to_thread(self._page.wait_for_function, source)
+
+    async def evaluate(self, source: str, arg: Any = None) -> Any:
+        return await asyncio.to_thread(self._page.evaluate, source, arg)
+
+    def is_closed(self) -> bool:
+        return bool(self._page.closed)
 
 
 # -- the project's browser settings ------------------------------------------------------
@@ -299,9 +346,11 @@ class ChromiumBackend:
         root: str | os.PathLike[str] | None = None,
         build: bool = True,
         log: Any = None,
+        engine: str = "chromium",
     ) -> None:
         self.mode = mode
-        self.name = backend_name(mode)
+        self.engine = engine
+        self.name = backend_name(mode, engine)
         self.isolated = SERVER_MODES[mode]
         self.fresh_runtimes = fresh_runtimes
         self.lookahead = max(0, lookahead)
@@ -318,15 +367,22 @@ class ChromiumBackend:
             )
         self.root = found
         self.config = _load_config(self.root)
-        missing = self.config.chromium_missing_message()
-        if missing:
-            raise BackendUnavailable(f"chromium backend not available: {missing}")
-        try:
-            import playwright.async_api  # noqa: F401
-        except ImportError as exc:
-            raise BackendUnavailable(
-                f"chromium backend not available: Playwright is not installed ({exc})"
-            ) from None
+        self._engines: ModuleType | None = None
+        if engine == "chromium":
+            missing = self.config.chromium_missing_message()
+            if missing:
+                raise BackendUnavailable(f"chromium backend not available: {missing}")
+            try:
+                import playwright.async_api  # noqa: F401
+            except ImportError as exc:
+                raise BackendUnavailable(
+                    f"chromium backend not available: Playwright is not installed ({exc})"
+                ) from None
+        else:
+            self._engines = _load_engines(self.root)
+            missing = self._engines.missing_message(engine)
+            if missing:
+                raise BackendUnavailable(f"{engine} backend not available: {missing}")
         self.web_root = Path(self.config.WEB_ROOT)
         if not (self.web_root / "node_modules" / "pyodide").is_dir():
             raise BackendUnavailable(
@@ -341,6 +397,7 @@ class ChromiumBackend:
         self._browser: Browser | None = None
         self._context: BrowserContext | None = None
         self._page: Page | None = None
+        self._engine_browser: Any = None
         self._ids = itertools.count(1)
         self._boot_slots = asyncio.Semaphore(self.boot_concurrency)
         self._background: set[asyncio.Future[None]] = set()
@@ -369,6 +426,17 @@ class ChromiumBackend:
         try:
             self._snapshot = await asyncio.to_thread(self._take_snapshot)
             self._server = start_server(self._snapshot, port=0, isolated=self.isolated)
+            if self._engines is not None:
+                try:
+                    self._engine_browser = await asyncio.to_thread(
+                        self._engines.launch, self.engine
+                    )
+                except Exception as exc:
+                    raise BackendUnavailable(
+                        f"{self.engine} backend not available: cannot launch it: {exc}"
+                    ) from None
+                await self._open_page()
+                return
             self._pw = await async_playwright().start()
             try:
                 self._browser = await self.config.launch_browser(self._pw)
@@ -381,8 +449,14 @@ class ChromiumBackend:
             await self.close()
             raise
 
-    async def _open_page(self) -> None:
-        assert self._browser is not None and self._server is not None
+    async def _new_page(self) -> Page:
+        if self._engine_browser is not None:
+            old = self._page
+            if old is not None:
+                await asyncio.to_thread(old._page.close)  # type: ignore[attr-defined]
+            adapter = await asyncio.to_thread(self._engine_browser.new_page)
+            return _AdapterPage(adapter)  # type: ignore[return-value]
+        assert self._browser is not None
         if self._context is not None:
             try:
                 await self._context.close()
@@ -392,15 +466,20 @@ class ChromiumBackend:
         self._context.set_default_timeout(self.config.DEFAULT_TIMEOUT_MS)
         page = await self._context.new_page()
         self._watch(page)
+        return page
+
+    async def _open_page(self) -> None:
+        assert self._server is not None
+        page = await self._new_page()
         response = await page.goto(self._server.url + PAGE, wait_until="load")
         if response is None or not response.ok:
             status = response.status if response is not None else "no response"
-            raise BackendUnavailable(f"chromium backend not available: GET {PAGE}: {status}")
+            raise BackendUnavailable(f"{self.name} backend not available: GET {PAGE}: {status}")
         await page.wait_for_function("() => window.montyConformance?.ready === true")
         isolated = await page.evaluate("() => globalThis.crossOriginIsolated === true")
         if bool(isolated) != self.isolated:
             raise BackendUnavailable(
-                f"chromium backend not available: the page is "
+                f"{self.name} backend not available: the page is "
                 f"{'' if isolated else 'not '}cross-origin isolated in server mode {self.mode}"
             )
         self._page = page
@@ -470,6 +549,12 @@ class ChromiumBackend:
             except Exception:
                 pass
         self._context = self._browser = self._pw = None
+        if self._engine_browser is not None:
+            browser, self._engine_browser = self._engine_browser, None
+            try:
+                await asyncio.to_thread(browser.close)
+            except Exception:
+                pass
         self._page = None
         if self._server is not None:
             self._server.stop()

@@ -1,5 +1,6 @@
-"""``conformance [--backend native|chromium|all] [--server-mode isolated|not_isolated|both]
-[--corpus DIR ...] [--json FILE] [--junit FILE] [--strict] [-k SUBSTRING]``.
+"""``conformance [--backend native|chromium|firefox|webkit|all]
+[--server-mode isolated|not_isolated|both] [--corpus DIR ...]
+[--json FILE] [--junit FILE] [--strict] [-k SUBSTRING]``.
 
 Exit status: 0 when every case conforms (expected differences included), 1 on any
 unexpected result (a failure, a backend error, a disagreement between backends, or with
@@ -19,6 +20,7 @@ from typing import TextIO
 
 from .backends import (
     BROWSER_BACKENDS,
+    BROWSER_ENGINES,
     Backend,
     BackendUnavailable,
     available_backends,
@@ -51,15 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--backend",
         default="native",
-        help="native (default), chromium, deno, or all (native and chromium); a "
-        "comma-separated list works too. chromium runs in each --server-mode, each its own "
-        "column; deno is MontyRuntime(backend='deno')",
+        help="native (default), chromium, firefox, webkit, or all (native and every "
+        "engine); deno is MontyRuntime(backend='deno'); a comma-separated list works too. An engine runs in each --server-mode, "
+        "each its own column (e.g. 'firefox' and 'firefox-noniso')",
     )
     p.add_argument(
         "--server-mode",
         default="both",
         choices=["isolated", "not_isolated", "both"],
-        help="chromium: serve the page cross-origin isolated (column 'chromium'), not "
+        help="browsers: serve the page cross-origin isolated (column 'chromium'), not "
         "isolated ('chromium-noniso'), or both (default)",
     )
     p.add_argument(
@@ -121,22 +123,23 @@ def select_cases(cases: Sequence[Case], keywords: Sequence[str] | None) -> list[
     return [c for c in cases if any(k in text(c) for k in wanted)]
 
 
-_SERVER_MODE_COLUMNS = {"isolated": ["chromium"], "not_isolated": ["chromium-noniso"]}
+_SERVER_MODE_COLUMNS = {"isolated": [""], "not_isolated": ["-noniso"], "both": ["", "-noniso"]}
 
 
 def _backend_names(text: str, server_mode: str = "both") -> list[str]:
-    """Backend (column) names: ``chromium`` stands for one column per server mode."""
-    browser = (
-        ["chromium", "chromium-noniso"]
-        if server_mode == "both"
-        else _SERVER_MODE_COLUMNS.get(server_mode)
-    )
-    if browser is None:
+    """Backend (column) names: an engine (``chromium``, ``firefox``, ``webkit``) stands
+    for one column per server mode; ``all`` is native and every engine."""
+    suffixes = _SERVER_MODE_COLUMNS.get(server_mode)
+    if suffixes is None:
         raise ValueError(f"unknown server mode {server_mode!r}")
+
+    def columns(engine: str) -> list[str]:
+        return [engine + suffix for suffix in suffixes]
+
     known = available_backends()
     if text == "all":
         others = [n for n in known if n not in ("native", "deno", *BROWSER_BACKENDS)]
-        return ["native", *browser, *others]
+        return ["native", *(c for e in BROWSER_ENGINES for c in columns(e)), *others]
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise ValueError("no backend named")
@@ -144,7 +147,7 @@ def _backend_names(text: str, server_mode: str = "both") -> list[str]:
     for n in names:
         if n not in known:
             raise ValueError(f"unknown backend {n!r}; choose from {', '.join(known)} or all")
-        for name in browser if n == "chromium" else [n]:
+        for name in columns(n) if n in BROWSER_ENGINES else [n]:
             if name not in out:
                 out.append(name)
     return out

@@ -43,10 +43,14 @@ __all__ = [
 #: Environment variable naming the python ladder directory.
 LADDER_ENV = "MONTY_LADDER"
 #: The backends a case may be run on (and an expectation may name), plus ``"all"``.
-#: In the expectations file ``chromium`` stands for every browser column (``chromium``,
-#: the cross-origin isolated page, and ``chromium-noniso``, the page without isolation);
-#: ``chromium-noniso`` for that column only.
-BACKEND_NAMES = ("native", "chromium", "chromium-noniso")
+#: In the expectations file an engine (``chromium``, ``firefox``, ``webkit``) stands for
+#: both of its columns (the cross-origin isolated page, and ``<engine>-noniso``, the page
+#: without isolation); ``<engine>-noniso`` for that column only.
+BACKEND_NAMES = (
+    "native",
+    *(f"{engine}{suffix}" for engine in ("chromium", "firefox", "webkit")
+      for suffix in ("", "-noniso")),
+)
 #: Name of the project's own corpus.
 PROJECT_CORPUS = "project"
 #: Name of the python ladder corpus.
