@@ -59,7 +59,11 @@ const LIMIT_KEYS = {
   max_result_bytes: "max_result_bytes",
   maxRecursionDepth: "max_recursion_depth",
   max_recursion_depth: "max_recursion_depth",
+  memory: "memory",
 };
+/** The smallest limits.memory accepted (as Limits.MIN_MEMORY natively); a worker's own
+ * floor (its heap after boot) is checked by the worker (memory-cap.js). */
+const MIN_MEMORY = 16 * 2 ** 20;
 const SYNC_MODES = ["auto", "jspi", "atomics", "none"];
 const CREATE_TOKEN = Symbol("MontyRuntime.create");
 
@@ -223,6 +227,9 @@ function normalizeLimits(limits, where) {
     if (name === null) throw new TypeError(`unknown limit: ${key}`);
     if (value !== null && typeof value !== "number") {
       throw new TypeError(`limit ${key} must be a number, got ${typeof value}`);
+    }
+    if (name === "memory" && value !== null && !(Number.isSafeInteger(value) && value >= MIN_MEMORY)) {
+      throw new RangeError(`limit memory must be an integer number of bytes, at least ${MIN_MEMORY} (16 MiB), got ${value}`);
     }
     out[name] = value;
   }

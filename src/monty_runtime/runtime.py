@@ -230,6 +230,7 @@ class MontyRuntime:
         self._functions, self._extensions = _build_functions(functions, extensions)
         self.sandbox = sandbox
         self.limits = Limits.coerce(limits)
+        _check_native_memory(self.limits)
         self._bridge: PlatformBridge | None = None
         self._disposed = False
         self._attached: list[Extension] | None = None
@@ -310,7 +311,8 @@ class MontyRuntime:
                 "synchronous code",
                 "busy",
             ) from None
-        call_limits = self.limits if limits is None else Limits.coerce(limits)
+        call_limits = self.limits if limits is None else Limits.coerce(limits).inherit(self.limits)
+        _check_native_memory(call_limits)
         if self.sandbox:
             bridge = self._new_bridge()
         elif self._bridge is not None:
@@ -489,6 +491,19 @@ class MontyRuntime:
         state = "disposed" if self._disposed else ("busy" if self.is_executing else "idle")
         mode = "sandbox" if self.sandbox else "shared"
         return f"<MontyRuntime {mode} {state} functions={len(self._functions)}>"
+
+
+NATIVE_MEMORY_MESSAGE = (
+    "Limits.memory cannot be enforced for native in-process execution: the code shares "
+    "the host process's heap, and no per-runtime cap on it exists in CPython (see "
+    "docs/isolation.md). Use the browser worker backend (limits: {memory}) for a hard cap."
+)
+
+
+def _check_native_memory(limits: Limits) -> None:
+    """A memory cap this backend cannot honour is refused, never silently ignored."""
+    if limits.memory is not None:
+        raise NotImplementedError(NATIVE_MEMORY_MESSAGE)
 
 
 class _Disposal:
