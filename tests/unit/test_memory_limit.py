@@ -51,10 +51,10 @@ class CapHooks(FakeHooks):
         self.caps: list[Any] = []
         self.reserve_opened = 0
 
-    def memoryCap(self, cap: Any) -> None:  # noqa: N802 - the JS hook's name
+    def memoryCap(self, cap: Any) -> None:
         self.caps.append(cap)
 
-    def memoryReserve(self) -> None:  # noqa: N802
+    def memoryReserve(self) -> None:
         self.reserve_opened += 1
 
 
