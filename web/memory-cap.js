@@ -122,3 +122,27 @@ export function capProblem(bytes, floor, what = "limits.memory") {
   }
   return null;
 }
+
+/**
+ * Drop what Pyodide keeps of the boot once it is over (each a copy per worker): the
+ * snapshot's bytes (`config._loadSnapshot`, as large as the heap itself), the closure
+ * that wrote the snapshot's files back (`config.fsInit`, which holds the snapshot
+ * object) and the parsed lock file. Returns the names released.
+ */
+export function releaseBootData(pyodide) {
+  const released = [];
+  const config = pyodide?._api?.config;
+  if (config && typeof config === "object") {
+    for (const key of ["_loadSnapshot", "fsInit"]) {
+      if (config[key] != null) {
+        try {
+          config[key] = undefined;
+          released.push(key);
+        } catch {
+          // read-only in this Pyodide: kept
+        }
+      }
+    }
+  }
+  return released;
+}

@@ -29,7 +29,7 @@ import { installBootFetch } from "./boot-fetch.js";
 import { checkWorkerPolicy, policyMissingMessage } from "./csp-check.js";
 import { lockDownGlobals } from "./lockdown.js";
 import {
-  capProblem, heapBytes, installMemoryCap, memoryCap, memoryRefusals, minimumCap, openReserve,
+  capProblem, heapBytes, installMemoryCap, releaseBootData, memoryCap, memoryRefusals, minimumCap, openReserve,
   rearmReserve, setMemoryCap,
 } from "./memory-cap.js";
 import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER, checkMessage } from "./protocol.js";
@@ -278,6 +278,7 @@ async function start(init) {
     const report = settleSnapshot(init, result.snapshot);
     init.snapshot = null; // the bytes are in Pyodide's memory now
     init.assets = null;
+    releaseBootData(pyodide); // and Pyodide's own references to them (memory-cap.js)
     stepName = "import:monty_runtime.worker";
     const mod = await step(stepName, () => pyodide.pyimport("monty_runtime.worker"));
     booted = { pyodide, mod, policy, bootFetch, boot: report, init };

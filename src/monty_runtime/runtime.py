@@ -13,11 +13,11 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from .bridge import Execution, PlatformBridge, check_code
 from .errors import StateError
-from .events import Event, ExecutionResult, Print
+from .events import Event, ExecutionResult, Print, RunStarted
 from .extensions import Extension, HostFunction, _is_identifier
 from .limits import Limits
 
@@ -222,15 +222,21 @@ class MontyRuntime:
         functions: Iterable[Callable[..., Any] | HostFunction] = (),
         extensions: Iterable[Extension] = (),
         *,
-        sandbox: bool = False,
+        sandbox: bool | Literal["isolated"] = False,
         limits: Limits | dict[str, Any] | None = None,
     ) -> None:
-        if not isinstance(sandbox, bool):
-            raise TypeError(f"sandbox must be a bool, got {type(sandbox).__name__}")
+        if not isinstance(sandbox, bool) and sandbox != "isolated":
+            raise TypeError(f'sandbox must be a bool or "isolated", got {sandbox!r}')
         self._functions, self._extensions = _build_functions(functions, extensions)
-        self.sandbox = sandbox
+        #: ``"isolated"``: every execute() in a fresh subprocess (_isolated.py).
+        self.isolated = sandbox == "isolated"
+        if self.isolated and self._extensions:
+            raise TypeError('extensions are not supported with sandbox="isolated" natively; '
+                            "pass their functions as plain functions")
+        self.sandbox: bool | Literal["isolated"] = sandbox
         self.limits = Limits.coerce(limits)
-        _check_native_memory(self.limits)
+        if not self.isolated:
+            _check_native_memory(self.limits)
         self._bridge: PlatformBridge | None = None
         self._disposed = False
         self._attached: list[Extension] | None = None
@@ -312,6 +318,8 @@ class MontyRuntime:
                 "busy",
             ) from None
         call_limits = self.limits if limits is None else Limits.coerce(limits).inherit(self.limits)
+        if self.isolated:
+            return self._execute_isolated(loop, code, script_name, inputs, call_limits)
         _check_native_memory(call_limits)
         if self.sandbox:
             bridge = self._new_bridge()
@@ -351,6 +359,33 @@ class MontyRuntime:
             else None,
         )
         handle._bind(ex)
+        self._running.add(handle)
+        return handle
+
+    def _execute_isolated(self, loop: asyncio.AbstractEventLoop, code: str,
+                          script_name: str | None, inputs: dict[str, Any] | None,
+                          limits: Limits) -> ExecutionHandle:
+        from ._isolated import start_isolated
+
+        handle = ExecutionHandle(loop)
+        subscribers = self._subscribers
+        stream = handle.events
+
+        def on_event(event: Event) -> None:
+            if isinstance(event, RunStarted):
+                handle.execution_id = event.execution_id
+            stream.push(event)
+            for sub in subscribers:
+                sub.push(event)
+
+        def on_complete(result: ExecutionResult) -> None:
+            self._running.discard(handle)
+            handle._resolve(result)
+
+        ex = start_isolated(code, functions=self._functions, limits=limits,
+                            script_name=script_name, inputs=inputs,
+                            on_event=on_event, on_complete=on_complete)
+        handle._execution = ex  # type: ignore[assignment]  # interrupt() goes to the child
         self._running.add(handle)
         return handle
 
