@@ -124,12 +124,15 @@ export function capProblem(bytes, floor, what = "limits.memory") {
 }
 
 /**
- * Drop what Pyodide keeps of the boot once it is over (each a copy per worker): the
- * snapshot's bytes (`config._loadSnapshot`, as large as the heap itself), the closure
- * that wrote the snapshot's files back (`config.fsInit`, which holds the snapshot
- * object) and the parsed lock file. Returns the names released.
+ * Free what is left of the boot once Python is up, each a copy per worker: the
+ * snapshot's bytes as they arrived (as large as the heap itself: Pyodide copied them
+ * into its memory and wrote the files into its file system), Pyodide's references to
+ * them (`config._loadSnapshot`, and `config.fsInit`, which holds the snapshot). The
+ * buffers are detached with `ArrayBuffer.prototype.transfer(0)`, which frees their
+ * memory now: an idle worker may not collect garbage for a long time. Returns what was
+ * released.
  */
-export function releaseBootData(pyodide) {
+export function releaseBootData(pyodide, snapshot = null) {
   const released = [];
   const config = pyodide?._api?.config;
   if (config && typeof config === "object") {
@@ -142,6 +145,13 @@ export function releaseBootData(pyodide) {
           // read-only in this Pyodide: kept
         }
       }
+    }
+  }
+  for (const part of ["pyodide", "files"]) {
+    const buffer = snapshot?.[part]?.buffer;
+    if (buffer instanceof ArrayBuffer && typeof buffer.transfer === "function" && !buffer.detached) {
+      buffer.transfer(0);
+      released.push(`snapshot.${part}`);
     }
   }
   return released;

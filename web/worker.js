@@ -276,9 +276,11 @@ async function start(init) {
     });
     const pyodide = result.pyodide;
     const report = settleSnapshot(init, result.snapshot);
-    init.snapshot = null; // the bytes are in Pyodide's memory now
+    // The bytes are in Pyodide's memory now: free them and Pyodide's references.
+    if (report.mode === "snapshot") releaseBootData(pyodide, init.snapshot);
+    else releaseBootData(pyodide);
+    init.snapshot = null;
     init.assets = null;
-    releaseBootData(pyodide); // and Pyodide's own references to them (memory-cap.js)
     stepName = "import:monty_runtime.worker";
     const mod = await step(stepName, () => pyodide.pyimport("monty_runtime.worker"));
     booted = { pyodide, mod, policy, bootFetch, boot: report, init };
