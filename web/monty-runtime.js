@@ -1054,7 +1054,7 @@ function keepWarm(opts) {
  *   of workers (one interpreter per worker, shared by the executions on it);
  *   "isolated": every execute in a worker no other execution used, terminated after
  *   it (taken from the warm pool, which is kept `poolSize` deep, default 2)
- * @property {object} [limits] {timeout, maxOutputBytes, maxResultBytes,
+ * @property {object} [limits] {timeout, maxOutputBytes, maxResultBytes, memory,
  *   maxRecursionDepth, grace} (snake_case accepted too)
  * @property {number} [poolSize] sandbox pool size (default navigator.hardwareConcurrency)
  * @property {string | URL} [workerURL] default: worker.js next to this module

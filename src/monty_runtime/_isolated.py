@@ -104,10 +104,14 @@ async def _drive(
 ) -> None:
     result: ExecutionResult | None = None
     try:
+        # The child imports this very package, wherever the host found it.
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": here if not path else here + os.pathsep + path}
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "monty_runtime._isolated",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, limit=_LINE_LIMIT,
+            stderr=asyncio.subprocess.PIPE, limit=_LINE_LIMIT, env=env,
         )
         execution.proc = proc
         assert proc.stdin is not None and proc.stdout is not None
