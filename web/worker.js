@@ -29,8 +29,8 @@ import { installBootFetch } from "./boot-fetch.js";
 import { checkWorkerPolicy, policyMissingMessage } from "./csp-check.js";
 import { lockDownGlobals } from "./lockdown.js";
 import {
-  capProblem, heapBytes, installMemoryCap, releaseBootData, memoryCap, memoryRefusals, minimumCap, openReserve,
-  rearmReserve, setMemoryCap,
+  capProblem, heapBytes, installMemoryCap, memoryCap, memoryRefusals, minimumCap, openReserve, rearmReserve,
+  releaseBootData, setMemoryCap,
 } from "./memory-cap.js";
 import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER, checkMessage } from "./protocol.js";
 
