@@ -69,12 +69,20 @@ export interface Limits {
   max_output_bytes?: number;
   max_result_bytes?: number;
   max_recursion_depth?: number | null;
+  /** A hard cap in bytes on the worker's WebAssembly heap (at least 16 MiB, and at
+   * least the worker's heap after boot plus a reserve: `info.env.memory.minimum`).
+   * Past it the code gets MemoryError and the REPL survives. A call's limits without
+   * `memory` keep the runtime's. */
+  memory?: number | null;
 }
 
 export interface CreateOptions {
   functions?: Record<string, HostFn | HostFunctionSpec>;
-  /** A fresh REPL per execute, spread over a pool of workers. */
-  sandbox?: boolean;
+  /** true: a fresh REPL per execute, spread over a pool of workers (executions on one
+   * worker share its interpreter). "isolated": every execute in a worker no other
+   * execution used, terminated after it; the warm pool is kept `poolSize` deep
+   * (default 2 in this mode). */
+  sandbox?: boolean | "isolated";
   limits?: Limits;
   /** Sandbox pool size (default navigator.hardwareConcurrency, at least 1). */
   poolSize?: number;
@@ -294,7 +302,7 @@ export declare class MontyRuntime {
   static prewarm(n?: number, options?: CreateOptions): Promise<PoolStats>;
   /** Forget the page's in-memory snapshots; `{cache: true}`: the stored ones too. */
   static clearSnapshots(options?: { cache?: boolean }): Promise<void>;
-  readonly sandbox: boolean;
+  readonly sandbox: boolean | "isolated";
   readonly disposed: boolean;
   /** Boot phases (ms) and environment of the first worker. */
   readonly info: {

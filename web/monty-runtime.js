@@ -66,8 +66,14 @@ const LIMIT_KEYS = {
   max_result_bytes: "max_result_bytes",
   maxRecursionDepth: "max_recursion_depth",
   max_recursion_depth: "max_recursion_depth",
+  memory: "memory",
 };
+/** The smallest limits.memory accepted (as Limits.MIN_MEMORY natively); a worker's own
+ * floor (its heap after boot) is checked by the worker (memory-cap.js). */
+const MIN_MEMORY = 16 * 2 ** 20;
 const SYNC_MODES = ["auto", "jspi", "atomics", "none"];
+/** Isolated mode: workers kept booted for the next executions (poolSize overrides). */
+const DEFAULT_ISOLATED_WARM = 2;
 const CREATE_TOKEN = Symbol("MontyRuntime.create");
 
 // ----------------------------------------------------------------------------- errors
@@ -235,6 +241,9 @@ function normalizeLimits(limits, where) {
     if (name === null) throw new TypeError(`unknown limit: ${key}`);
     if (value !== null && typeof value !== "number") {
       throw new TypeError(`limit ${key} must be a number, got ${typeof value}`);
+    }
+    if (name === "memory" && value !== null && !(Number.isSafeInteger(value) && value >= MIN_MEMORY)) {
+      throw new RangeError(`limit memory must be an integer number of bytes, at least ${MIN_MEMORY} (16 MiB), got ${value}`);
     }
     out[name] = value;
   }
@@ -535,6 +544,7 @@ class WorkerHost {
     this.state = "booting"; // booting -> ready -> dead
     this.info = null;
     this.sessionLost = false;
+    this.used = false; // isolated mode: an execution was sent to it
     this.syncBuffer = null;
     this._syncChain = Promise.resolve();
     this._boot = null;
@@ -1155,12 +1165,26 @@ function arrange(names, args, kwargs) {
 
 // ---------------------------------------------------------------------------- runtime
 
+/** Isolated mode: keep the warm pool of these boot options at least `poolSize` deep, so
+ * that each execution's fresh worker is one that has booted already (pool.js). */
+function keepWarm(opts) {
+  const pool = poolFor(opts, true);
+  if (pool !== null && pool.target < opts.warm) {
+    pool.prewarm(opts.warm).catch((err) => {
+      console.warn(`[monty-runtime] the warm pool for isolated executions failed: ${err?.message ?? err}`);
+    });
+  }
+}
+
 /**
  * @typedef {object} CreateOptions
  * @property {Record<string, Function | {fn: Function, description?: string,
  *   parameters?: object | null}>} [functions] host functions callable from the code
- * @property {boolean} [sandbox] a fresh REPL per execute, on a pool of workers
- * @property {object} [limits] {timeout, maxOutputBytes, maxResultBytes,
+ * @property {boolean | "isolated"} [sandbox] true: a fresh REPL per execute, on a pool
+ *   of workers (one interpreter per worker, shared by the executions on it);
+ *   "isolated": every execute in a worker no other execution used, terminated after
+ *   it (taken from the warm pool, which is kept `poolSize` deep, default 2)
+ * @property {object} [limits] {timeout, maxOutputBytes, maxResultBytes, memory,
  *   maxRecursionDepth, grace} (snake_case accepted too)
  * @property {number} [poolSize] sandbox pool size (default navigator.hardwareConcurrency)
  * @property {string | URL} [workerURL] default: worker.js next to this module
@@ -1307,8 +1331,14 @@ export class MontyRuntime {
     const pool = options.poolSize ?? (globalThis.navigator?.hardwareConcurrency || 1);
     if (!Number.isInteger(pool) || pool < 1) throw new TypeError("poolSize must be a positive integer");
     const limits = normalizeLimits(options.limits, "limits");
+    if (![undefined, null, true, false, "isolated"].includes(options.sandbox)) {
+      throw new TypeError('sandbox must be true, false or "isolated"');
+    }
+    const isolated = options.sandbox === "isolated";
     this._options = {
       sandbox: Boolean(options.sandbox),
+      isolated,
+      warm: isolated ? options.poolSize ?? DEFAULT_ISOLATED_WARM : 0,
       limits,
       poolSize: Math.max(1, pool),
       sync,
@@ -1328,11 +1358,12 @@ export class MontyRuntime {
     this._protocolErrors = 0; // worker messages refused (control.js checkWorkerMessage)
     this._guard = new BusyGuard();
     this._first = this._spawn().ready;
+    if (isolated && this._options.pool) keepWarm(this._options);
   }
 
-  /** True for a sandbox-mode runtime. @type {boolean} */
+  /** True for a sandbox-mode runtime, "isolated" for an isolated one. @type {boolean | "isolated"} */
   get sandbox() {
-    return this._options.sandbox;
+    return this._options.isolated ? "isolated" : this._options.sandbox;
   }
 
   /** True once dispose() was called. @type {boolean} */
@@ -1340,9 +1371,10 @@ export class MontyRuntime {
     return this._disposed;
   }
 
-  /** Boot phases (ms) and environment of the first worker. */
+  /** Boot phases (ms) and environment of the first worker (isolated: of the last one
+   * that booted). */
   get info() {
-    return this._hosts[0]?.info ?? null;
+    return this._hosts[0]?.info ?? this._lastInfo ?? null;
   }
 
   /**
@@ -1351,7 +1383,7 @@ export class MontyRuntime {
    * (see BootReport in monty-runtime.d.ts); null until it is ready.
    */
   get boot() {
-    return this._hosts[0]?.info?.boot ?? null;
+    return this.info?.boot ?? null;
   }
 
   /** The schemas ({name, description, parameters}) the worker checks calls against. */
@@ -1390,6 +1422,10 @@ export class MontyRuntime {
 
   _pick() {
     const hosts = this._hosts;
+    if (this._options.isolated) {
+      // A worker no execution has used (the one create() booted, else a fresh one).
+      return hosts.find((h) => !h.used && h.state !== "dead") ?? this._spawn();
+    }
     if (!this._options.sandbox) return hosts[0] ?? this._spawn();
     let best = null;
     for (const host of hosts) {
@@ -1440,8 +1476,20 @@ export class MontyRuntime {
     if (message.limits != null && !this._options.maxMessageFixed) {
       host.maxMessageChars = Math.max(host.maxMessageChars, messageLimitFor(message.limits));
     }
+    if (this._options.isolated) this._isolate(host, handle);
     host.send(handle, message);
     return handle;
+  }
+
+  /** Isolated mode: `host` runs this one execution, and is thrown away after it. */
+  _isolate(host, handle) {
+    host.used = true;
+    const done = () => {
+      if (host.info !== null) this._lastInfo = host.info;
+      host.kill(new StateError("the isolated worker was discarded after its execution", "disposed"));
+      this._hostDied(host);
+    };
+    handle.result.then(done, done);
   }
 
   /**

@@ -28,9 +28,18 @@ import { boot, describe } from "./boot.js";
 import { installBootFetch } from "./boot-fetch.js";
 import { checkWorkerPolicy, policyMissingMessage } from "./csp-check.js";
 import { lockDownGlobals } from "./lockdown.js";
+import {
+  capProblem, heapBytes, installMemoryCap, memoryCap, memoryRefusals, minimumCap, openReserve, rearmReserve,
+  releaseBootData, setMemoryCap,
+} from "./memory-cap.js";
 import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER, checkMessage } from "./protocol.js";
 
 const { STATE, LENGTH, HEADER_BYTES, EMPTY, LAST } = SYNC_BUFFER;
+
+// limits.memory: growth of the wasm heap is refused past the cap (memory-cap.js);
+// installed before Pyodide loads. The runtime's cap is set at configure.
+installMemoryCap();
+const memory = { floor: 0, runtimeCap: null };
 
 const phases = {};
 let state = "init"; // init -> booting [-> booted -> configuring] -> ready | failed | disposed
@@ -243,6 +252,10 @@ const hooks = {
   },
   waitSync,
   control: readControl,
+  /** The Python session: the cap of the executions in flight (null: the runtime's). */
+  memoryCap: (bytes) => setMemoryCap(bytes ?? memory.runtimeCap),
+  /** The Python platform: an execution's code stopped (memory-cap.js reserve). */
+  memoryReserve: openReserve,
 };
 
 async function start(init) {
@@ -268,7 +281,10 @@ async function start(init) {
     });
     const pyodide = result.pyodide;
     const report = settleSnapshot(init, result.snapshot);
-    init.snapshot = null; // the bytes are in Pyodide's memory now
+    // The bytes are in Pyodide's memory now: free them and Pyodide's references.
+    if (report.mode === "snapshot") releaseBootData(pyodide, init.snapshot);
+    else releaseBootData(pyodide);
+    init.snapshot = null;
     init.assets = null;
     stepName = "import:monty_runtime.worker";
     const mod = await step(stepName, () => pyodide.pyimport("monty_runtime.worker"));
@@ -296,6 +312,15 @@ async function start(init) {
 /** The page-specific part: start the Python session, seal the worker, post `ready`. */
 async function configure(init) {
   const { pyodide, mod, policy, bootFetch } = booted;
+  memory.floor = heapBytes(pyodide._module);
+  const capIssue = capProblem(init.limits?.memory ?? null, memory.floor);
+  if (capIssue !== null) {
+    const err = new Error(capIssue);
+    err.step = "limits";
+    throw err;
+  }
+  memory.runtimeCap = init.limits?.memory ?? null;
+  setMemoryCap(memory.runtimeCap);
   await step("start", () => {
     if (init.syncBuffer) {
       sync = { i32: new Int32Array(init.syncBuffer), u8: new Uint8Array(init.syncBuffer) };
@@ -365,6 +390,7 @@ async function configure(init) {
       pyodideVersion: pyodide.version,
       control: control !== null,
       lock,
+      memory: { cap: memoryCap(), heapBytes: heapBytes(pyodide._module), minimum: minimumCap(memory.floor) },
     },
     boot: booted.boot,
   });
@@ -405,8 +431,18 @@ function execute(msg) {
   const limits = msg.limits == null ? undefined : JSON.stringify(msg.limits);
   const scriptName = msg.scriptName ?? undefined;
   const inputs = msg.inputs ?? undefined; // JSON text of the codec's wire form
+  const capIssue = capProblem(msg.limits?.memory ?? null, memory.floor, "options.limits.memory");
+  if (capIssue !== null) {
+    reject(id, "ValueError", capIssue);
+    return;
+  }
+  rearmReserve();
+  const refusedBefore = memoryRefusals();
   const failed = (err) => {
-    if (fatal || FATAL.test(describe(err))) reportFatal(err);
+    if (memoryRefusals() > refusedBefore && /MemoryError/.test(describe(err))) {
+      // Python could not even unwind the MemoryError: its heap is full at the cap.
+      reportFatal(new Error(`the memory cap of ${memoryCap()} bytes was reached and Python could not recover`));
+    } else if (fatal || FATAL.test(describe(err))) reportFatal(err);
     else reject(id, "InternalError", describe(err));
   };
   if (jspi || (jspiUsable && MAY_STACK_SWITCH.test(msg.code))) {

@@ -285,7 +285,7 @@ class _RemoteExecution:
 class DenoBackend:
     """The runtime's half in this process: its record of what is in flight."""
 
-    def __init__(self, functions: list[HostFunction], sandbox: bool, limits: Limits) -> None:
+    def __init__(self, functions: list[HostFunction], sandbox: bool | str, limits: Limits) -> None:
         self.rid = uuid.uuid4().hex
         self.functions = {hf.name: hf for hf in functions}
         self.sandbox = sandbox

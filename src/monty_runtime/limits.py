@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
-__all__ = ["MAX_CODE_BYTES", "Limits"]
+__all__ = ["MAX_CODE_BYTES", "MIN_MEMORY", "Limits"]
 
 #: Code longer than this (UTF-8 bytes) is rejected by ``execute()`` with ``ValueError``:
 #: a tool call is a snippet, and a bound keeps a runaway prompt from costing a compile.
 MAX_CODE_BYTES = 1_000_000
+
+#: The smallest ``Limits.memory`` accepted anywhere (an interpreter needs more than
+#: this to start); each backend may need more and says so (the browser worker's floor
+#: is its heap after boot).
+MIN_MEMORY = 16 * 2**20
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,12 @@ class Limits:
     * ``max_recursion_depth`` -- Python's recursion limit while the code runs
       (``None``: the interpreter's own).  Natively this is process-wide while code runs.
     * ``grace`` -- see ``timeout``.
+    * ``memory`` -- a cap in bytes on the memory of the runtime (``None``: no cap).  Past
+      it, the allocation that crosses it raises ``MemoryError`` in the code and the REPL
+      survives.  In the browser it caps the worker's WebAssembly heap; natively it caps
+      the address space of an isolated runtime's process (``sandbox="isolated"``) and
+      is refused for an in-process runtime (docs/isolation.md).  A call's limits
+      without ``memory`` keep the runtime's.
     """
 
     timeout: float | None = None
@@ -36,6 +47,7 @@ class Limits:
     max_result_bytes: int = 10_000_000
     max_recursion_depth: int | None = None
     grace: float = 1.0
+    memory: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("timeout", "grace"):
@@ -46,9 +58,9 @@ class Limits:
                 raise TypeError(f"Limits.{name} must be a number of seconds, got {value!r}")
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"Limits.{name} must be a positive number, got {value!r}")
-        for name in ("max_output_bytes", "max_result_bytes", "max_recursion_depth"):
+        for name in ("max_output_bytes", "max_result_bytes", "max_recursion_depth", "memory"):
             value = getattr(self, name)
-            if value is None and name == "max_recursion_depth":
+            if value is None and name in ("max_recursion_depth", "memory"):
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"Limits.{name} must be an int, got {value!r}")
@@ -56,6 +68,17 @@ class Limits:
                 raise ValueError(f"Limits.{name} must be positive, got {value!r}")
         if self.max_recursion_depth is not None and self.max_recursion_depth < 50:
             raise ValueError("Limits.max_recursion_depth must be at least 50")
+        if self.memory is not None and self.memory < MIN_MEMORY:
+            raise ValueError(
+                f"Limits.memory must be at least {MIN_MEMORY} bytes (16 MiB), got {self.memory}"
+            )
+
+    def inherit(self, runtime: Limits) -> Limits:
+        """A call's limits: ``memory`` falls back to the runtime's (a cap per runtime
+        stays one unless a call names its own)."""
+        if self.memory is None and runtime.memory is not None:
+            return replace(self, memory=runtime.memory)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (used by the worker protocol)."""

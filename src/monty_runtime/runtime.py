@@ -14,11 +14,11 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from .bridge import Execution, PlatformBridge, check_code
 from .errors import StateError
-from .events import Event, ExecutionResult, Print
+from .events import Event, ExecutionResult, Print, RunStarted
 from .extensions import Extension, HostFunction, _is_identifier
 from .limits import Limits
 
@@ -227,18 +227,26 @@ class MontyRuntime:
         functions: Iterable[Callable[..., Any] | HostFunction] = (),
         extensions: Iterable[Extension] = (),
         *,
-        sandbox: bool = False,
+        sandbox: bool | Literal["isolated"] = False,
         limits: Limits | dict[str, Any] | None = None,
         backend: str = "native",
     ) -> None:
         if backend not in BACKENDS:
             choices = ", ".join(map(repr, BACKENDS))
             raise ValueError(f"backend must be one of {choices}, got {backend!r}")
-        if not isinstance(sandbox, bool):
-            raise TypeError(f"sandbox must be a bool, got {type(sandbox).__name__}")
+        if not isinstance(sandbox, bool) and sandbox != "isolated":
+            raise TypeError(f'sandbox must be a bool or "isolated", got {sandbox!r}')
         self._functions, self._extensions = _build_functions(functions, extensions)
-        self.sandbox = sandbox
+        #: Natively, ``"isolated"``: every execute() in a fresh subprocess (_isolated.py);
+        #: on the Deno backend the JS host gives each execute() a fresh worker.
+        self.isolated = sandbox == "isolated" and backend == "native"
+        if self.isolated and self._extensions:
+            raise TypeError('extensions are not supported with sandbox="isolated" natively; '
+                            "pass their functions as plain functions")
+        self.sandbox: bool | Literal["isolated"] = sandbox
         self.limits = Limits.coerce(limits)
+        if not self.isolated and backend == "native":
+            _check_native_memory(self.limits)
         self._bridge: PlatformBridge | None = None
         self._disposed = False
         self._attached: list[Extension] | None = None
@@ -335,9 +343,12 @@ class MontyRuntime:
                 "synchronous code",
                 "busy",
             ) from None
-        call_limits = self.limits if limits is None else Limits.coerce(limits)
+        call_limits = self.limits if limits is None else Limits.coerce(limits).inherit(self.limits)
         if self._remote is not None:
             return self._execute_remote(loop, code, script_name, inputs, call_limits, limits)
+        if self.isolated:
+            return self._execute_isolated(loop, code, script_name, inputs, call_limits)
+        _check_native_memory(call_limits)
         if self.sandbox:
             bridge = self._new_bridge()
         elif self._bridge is not None:
@@ -427,6 +438,33 @@ class MontyRuntime:
                 task.add_done_callback(self._attach_tasks.discard)
             attached.append(ext)
         self._attached = attached
+
+    def _execute_isolated(self, loop: asyncio.AbstractEventLoop, code: str,
+                          script_name: str | None, inputs: dict[str, Any] | None,
+                          limits: Limits) -> ExecutionHandle:
+        from ._isolated import start_isolated
+
+        handle = ExecutionHandle(loop)
+        subscribers = self._subscribers
+        stream = handle.events
+
+        def on_event(event: Event) -> None:
+            if isinstance(event, RunStarted):
+                handle.execution_id = event.execution_id
+            stream.push(event)
+            for sub in subscribers:
+                sub.push(event)
+
+        def on_complete(result: ExecutionResult) -> None:
+            self._running.discard(handle)
+            handle._resolve(result)
+
+        ex = start_isolated(code, functions=self._functions, limits=limits,
+                            script_name=script_name, inputs=inputs,
+                            on_event=on_event, on_complete=on_complete)
+        handle._execution = ex  # type: ignore[assignment]  # interrupt() goes to the child
+        self._running.add(handle)
+        return handle
 
     def _attach_from_code_thread(self) -> None:
         """Run ``on_attach`` of every extension once, before the first execution's code,
@@ -571,6 +609,19 @@ class MontyRuntime:
         if self._remote is not None:
             mode += " deno"
         return f"<MontyRuntime {mode} {state} functions={len(self._functions)}>"
+
+
+NATIVE_MEMORY_MESSAGE = (
+    "Limits.memory cannot be enforced for native in-process execution: the code shares "
+    "the host process's heap, and no per-runtime cap on it exists in CPython (see "
+    "docs/isolation.md). Use the browser worker backend (limits: {memory}) for a hard cap."
+)
+
+
+def _check_native_memory(limits: Limits) -> None:
+    """A memory cap this backend cannot honour is refused, never silently ignored."""
+    if limits.memory is not None:
+        raise NotImplementedError(NATIVE_MEMORY_MESSAGE)
 
 
 class _Disposal:

@@ -247,6 +247,12 @@ class PyodidePlatform:
                 task.cancel()
 
     def finished(self, execution: Execution) -> None:
+        # The code stopped: the runtime's own work from here (its result) may use the
+        # memory cap's reserve (web/memory-cap.js), even if the code filled the heap.
+        open_reserve = getattr(self.hooks, "memoryReserve", None)
+        if open_reserve is not None:
+            with contextlib.suppress(Exception):
+                open_reserve()
         # Tasks the code started and left behind stop with it (natively they die with
         # the execution's own event loop).
         try:
@@ -541,6 +547,9 @@ class WorkerSession:
         if not self.sandbox:
             self.bridge = PlatformBridge(self.platform, self.functions, self.limits)
         self.running: dict[Any, PlatformBridge] = {}  # rid -> bridge (for interrupt)
+        # limits.memory per execution in flight, when a call has its own: worker.js
+        # enforces the largest of them (the runtime's cap when there is none).
+        self.memory_caps: dict[Any, int | None] = {}
         self.disposed = False
         # Print batching per running request, and the control channel (signal handler
         # + shared ring; cross-origin isolated pages only): see _control.py.
@@ -590,7 +599,7 @@ class WorkerSession:
             raise StateError("Bridge has been disposed", "disposed")
         if isinstance(limits, str):
             limits = json.loads(limits)
-        call_limits = self.limits if limits is None else Limits.coerce(limits)
+        call_limits = self.limits if limits is None else Limits.coerce(limits).inherit(self.limits)
         bound = _decode_inputs(inputs)
         if self.sandbox:
             bridge = PlatformBridge(self.platform, self.functions, call_limits)
@@ -625,6 +634,7 @@ class WorkerSession:
                 post(text)
 
         def on_complete(result: ExecutionResult) -> None:
+            self._memory_cap(rid, None, ended=True)
             if running.get(rid) is bridge:
                 del running[rid]
             if outboxes.get(rid) is outbox:
@@ -653,6 +663,7 @@ class WorkerSession:
                 inputs=bound,
                 limits=call_limits,
                 host=req,
+                prelude=self._cap_prelude(rid, call_limits.memory),
             )
         except BaseException:
             if running.get(rid) is bridge:
@@ -660,6 +671,28 @@ class WorkerSession:
             if outboxes.get(rid) is outbox:
                 del outboxes[rid]
             raise
+
+    def _cap_prelude(self, rid: Any, cap: int | None) -> Callable[[], None] | None:
+        """What sets ``rid``'s memory cap as its code starts (None: nothing to set)."""
+        if cap == self.limits.memory and not self.memory_caps:
+            return None
+        return lambda: self._memory_cap(rid, cap)
+
+    def _memory_cap(self, rid: Any, cap: int | None, ended: bool = False) -> None:
+        """Record ``rid``'s memory cap (or that it ended) and tell worker.js the
+        effective one: the largest cap in flight, or the runtime's (``None``)."""
+        caps = self.memory_caps
+        if ended:
+            if rid not in caps:
+                return
+            del caps[rid]
+        else:
+            caps[rid] = cap
+        hook = getattr(self.hooks, "memoryCap", None)
+        if hook is None:
+            return
+        values = [c for c in caps.values() if c is not None]
+        hook(max(values) if values and len(values) == len(caps) else None)
 
     # -- control ------------------------------------------------------------------------
 

@@ -97,6 +97,7 @@ PAGE_PROBES: tuple[str, ...] = (
     "forged result of its own execution",
     "reading another runtime's globals",
     "sandbox executions share one interpreter",
+    'sandbox: "isolated" executions share one interpreter',
 )
 
 #: (server, path suffix) -> probe: requests that prove a probe got through.
@@ -501,6 +502,13 @@ PAGE_JS = """async ({ forge, own, publish, read, token }) => {
     } finally {
       await sb.dispose();
     }
+    const iso = await M.MontyRuntime.create({ sandbox: "isolated", poolSize: 1 });
+    try {
+      await H.run(iso, "import json\\njson.monty_probe_leak = " + JSON.stringify(token));
+      out.isolated = await H.run(iso, "import json\\ngetattr(json, 'monty_probe_leak', None)");
+    } finally {
+      await iso.dispose();
+    }
   } finally {
     await rt.dispose();
     await other.dispose();
@@ -554,6 +562,10 @@ def run_page_probes(page: Any, evaluate: Any) -> tuple[Column, dict[str, Any]]:
         "detail": "a module attribute set by one sandbox execution is seen by the next one "
                   "on the same worker" if leaked else f"{sandbox}"[:200],
     }
+    isolated = out["isolated"]
+    judge(PAGE_PROBES[9], isolated["ok"] and isolated["result"]["value"] is None,
+          "each execution on a fresh worker, terminated after it: "
+          f"the next one saw {isolated.get('result', {}).get('value')!r}")
     return col, out
 
 
