@@ -64,9 +64,9 @@ BROWSER_JS = """async ([runs, warm, burst]) => {
 
 
 def measure_browser(runs: int, warm: int, burst: int, isolated: bool) -> dict[str, Any]:
+    from monty_runtime._build import build
     from playwright.sync_api import sync_playwright
 
-    from monty_runtime._build import build
     from monty_runtime._server import start_server
 
     config = load_module("monty_playwright_config", PROJECT_ROOT / "playwright.config.py")

@@ -145,9 +145,9 @@ def main() -> int:
     counts = [int(x) for x in args.counts.split(",")]
     anchor_counts = [int(x) for x in args.anchor_counts.split(",")]
 
+    from monty_runtime._build import build
     from playwright.sync_api import sync_playwright
 
-    from monty_runtime._build import build
     from monty_runtime._server import start_server
 
     config = load_module("monty_playwright_config", PROJECT_ROOT / "playwright.config.py")

@@ -605,7 +605,7 @@ export class SnapshotSource {
     /** "unknown" | "looking" | "making" | "ready" | "off" */
     this.state = "unknown";
     this.key = null;
-    /** @type {Snapshot | null} */
+    /** @type {Snapshot | PackedSnapshot | null} */
     this.snapshot = null;
     /** Why snapshots are off here (state "off"), or what went wrong last. */
     this.reason = null;
@@ -706,7 +706,7 @@ export class SnapshotSource {
   }
 
   /**
-   * @returns {Promise<{snapshot: Snapshot | null, make: boolean, note: string,
+   * @returns {Promise<{snapshot: Snapshot | PackedSnapshot | null, make: boolean, note: string,
    *   problem: string | null, waitedMs: number, lookupMs: number,
    *   lookup?: object | null}>} `note`: "cache", "shipped" (the build's snapshot, a
    *   first visit) or "made" (where the snapshot came from), "make" or "off"; `problem`: what went wrong

@@ -315,9 +315,7 @@ async function configure(init) {
   memory.floor = heapBytes(pyodide._module);
   const capIssue = capProblem(init.limits?.memory ?? null, memory.floor);
   if (capIssue !== null) {
-    const err = new Error(capIssue);
-    err.step = "limits";
-    throw err;
+    throw Object.assign(new Error(capIssue), { step: "limits" });
   }
   memory.runtimeCap = init.limits?.memory ?? null;
   setMemoryCap(memory.runtimeCap);
@@ -406,7 +404,7 @@ async function configure(init) {
  */
 function capabilities() {
   return {
-    jspi: typeof WebAssembly?.Suspending === "function",
+    jspi: typeof /** @type {any} */ (WebAssembly)?.Suspending === "function",
     sharedArrayBuffer: typeof SharedArrayBuffer === "function",
     atomicsWait: typeof Atomics?.wait === "function",
     crossOriginIsolated: self.crossOriginIsolated === true,

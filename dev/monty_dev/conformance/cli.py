@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
         "--backend",
         default="native",
         help="native (default), chromium, firefox, webkit, or all (native and every "
-        "engine); deno is MontyRuntime(backend='deno'); a comma-separated list works too. An engine runs in each --server-mode, "
+        "engine); deno is MontyRuntime(backend='deno'); a comma-separated list works too. "
+        "An engine runs in each --server-mode, "
         "each its own column (e.g. 'firefox' and 'firefox-noniso')",
     )
     p.add_argument(
