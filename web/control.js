@@ -48,28 +48,62 @@ export class ControlChannel {
     /** Sent to the worker in `init` / `configure` (controlBuffer). */
     this.buffer = new SharedArrayBuffer(CONTROL.BYTES);
     this._i32 = new Int32Array(this.buffer);
+    // The page's own count of the entries it wrote: the WRITE word is only a copy for
+    // the worker, never read back as the truth (executed code can write any word).
+    this._written = 0;
+    /** Why the buffer is no longer trusted (the worker wrote what only the page may
+     * write), or null. Once set, no request is sent through it. @type {string | null} */
+    this.poisoned = null;
+    /** Called once when the buffer is found poisoned (the host takes the hard path). */
+    this.onPoisoned = null;
   }
 
   /**
-   * Queue a request for the worker's signal handler and signal it.
+   * Queue a request for the worker's signal handler and signal it. Never throws: every
+   * word read from the shared buffer is range-checked, and a buffer the worker wrote
+   * nonsense into is reported through `onPoisoned` (the request is not sent).
    * @param {number} kind CONTROL.EXECUTE, INTERRUPT or TIMEOUT
    * @param {number} id the page's request id
-   * @returns {boolean} false when the ring is full (the request is not sent)
+   * @returns {boolean} false when the request was not sent (ring full, bad id, poisoned)
    */
   request(kind, id) {
+    if (!Number.isInteger(id) || id > 0x7fffffff || id < -0x80000000 || !this.check()) return false;
     const i32 = this._i32;
-    const end = Atomics.load(i32, CONTROL.WRITE);
-    if (end - Atomics.load(i32, CONTROL.READ) >= CONTROL.SLOTS || !Number.isInteger(id) ||
-        id > 0x7fffffff || id < -0x80000000) {
+    const written = this._written;
+    if (written - Atomics.load(i32, CONTROL.READ) >= CONTROL.SLOTS || written >= 0x7fffffff) {
       this.signal();
       return false;
     }
-    const slot = CONTROL.RING + 2 * (end % CONTROL.SLOTS);
+    const slot = CONTROL.RING + 2 * (written % CONTROL.SLOTS); // from the page's own count
     Atomics.store(i32, slot, kind);
     Atomics.store(i32, slot + 1, id);
-    Atomics.store(i32, CONTROL.WRITE, end + 1);
+    this._written = written + 1;
+    Atomics.store(i32, CONTROL.WRITE, written + 1);
     this.signal();
     return true;
+  }
+
+  /**
+   * True while the words the worker may not write hold what the page wrote: WRITE is
+   * the page's own count and READ lies within one ring of it. Else the buffer is
+   * poisoned (reported once through `onPoisoned`) and false.
+   */
+  check() {
+    if (this.poisoned !== null) return false;
+    const i32 = this._i32;
+    const write = Atomics.load(i32, CONTROL.WRITE);
+    const read = Atomics.load(i32, CONTROL.READ);
+    let problem = null;
+    if (write !== this._written) problem = `its WRITE word says ${write}, the page wrote ${this._written}`;
+    else if (!(read <= write && write - read <= CONTROL.SLOTS)) {
+      problem = `its READ word ${read} is outside the ring (0..${CONTROL.SLOTS} behind ${write})`;
+    }
+    if (problem === null) return true;
+    this.poisoned = `the worker wrote into its control buffer what only the page may write: ${problem}`;
+    const report = this.onPoisoned;
+    this.onPoisoned = null;
+    if (typeof report === "function") queueMicrotask(() => report(this.poisoned));
+    return false;
   }
 
   /** Make the worker's Python run its handler (a tick when nothing is queued). */
@@ -125,16 +159,39 @@ const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v)
 const isId = (v) => (typeof v === "number" && Number.isSafeInteger(v)) || typeof v === "string";
 const hasProto = (v) => Object.hasOwn(v, "__proto__");
 
+/** Smallest per-message limit (characters of JSON text), whatever the limits. */
+export const MIN_MESSAGE_CHARS = 2 ** 20;
+/** What a worker may send while no execution of it is in flight (logs, pongs), and the
+ * slack of each execution's budget (characters). */
+export const IDLE_CHARS = 2 ** 20;
+/** Characters a message item is charged on top of its text: the page's memory for the
+ * object it becomes (so a flood of tiny events is bounded like a flood of text). */
+export const ITEM_CHARS = 256;
+/** Extra budget for each host call the page serves (its call events and answer). */
+export const HOST_CALL_CHARS = 4096;
+
 /**
  * Default size limit of one worker message (characters of JSON text) for a runtime
  * with these limits: a result carries its stdout twice (the final event and the
- * result) JSON-escaped, plus the value.
+ * result) JSON-escaped, plus the value. Checked before the text is parsed.
  * @param {{max_output_bytes?: number, max_result_bytes?: number} | null} limits
  */
 export function messageLimitFor(limits) {
   const out = limits?.max_output_bytes ?? 10_000_000;
   const res = limits?.max_result_bytes ?? 10_000_000;
-  return Math.max(16 * 2 ** 20, 12 * out + 2 * res + 2 ** 20);
+  return Math.max(MIN_MESSAGE_CHARS, 12 * out + 2 * res + 2 ** 20);
+}
+
+/**
+ * What one execution may cost the page in total (characters of worker messages, each
+ * parsed item charged ITEM_CHARS more): its printed text (up to 6 characters of JSON
+ * per byte of output), its result message, and slack. Host calls the page serves add
+ * HOST_CALL_CHARS each. A worker that sends more is cut off.
+ * @param {{max_output_bytes?: number, max_result_bytes?: number} | null} limits
+ */
+export function executionBudgetFor(limits) {
+  const out = limits?.max_output_bytes ?? 10_000_000;
+  return 6 * out + messageLimitFor(limits) + IDLE_CHARS;
 }
 
 /**
@@ -262,11 +319,41 @@ export class Supervisor {
     this._beat = -1;
     this._pingAt = 0;
     this._timer = null;
+    // The page's cost budget for this worker's messages (characters): IDLE_CHARS, plus
+    // each posted execution's budget while executions are in flight.
+    this.allowance = IDLE_CHARS;
+    this.spent = 0;
   }
 
   /** Any message from the worker is a sign of life. */
   heard() {
     this.lastSign = performance.now();
+  }
+
+  /**
+   * Charge `chars` to the worker's budget. Returns what is wrong when it is over
+   * (the caller cuts the worker off), else null.
+   * @param {number} chars
+   * @returns {string | null}
+   */
+  charge(chars) {
+    this.spent += chars;
+    if (this.spent <= this.allowance) return null;
+    return `the worker sent ${this.spent} characters of messages, over the ${this.allowance} ` +
+      "its executions' limits allow (max_output_bytes, max_result_bytes)";
+  }
+
+  /** A host call was served: its events and answer are the app's own work. */
+  served(chars) {
+    this.allowance += chars + HOST_CALL_CHARS;
+  }
+
+  /** Nothing is in flight any more: the next execution starts a fresh budget. */
+  settled() {
+    if (this.host.pending.size === 0) {
+      this.allowance = IDLE_CHARS;
+      this.spent = 0;
+    }
   }
 
   /**
@@ -277,6 +364,7 @@ export class Supervisor {
    */
   posted(handle, limits) {
     handle._postedAt = performance.now();
+    this.allowance += executionBudgetFor(limits);
     const timeout = limits?.timeout;
     if (typeof timeout === "number" && timeout > 0) {
       const grace = typeof limits.grace === "number" ? limits.grace : DEFAULT_GRACE_S;
@@ -341,7 +429,7 @@ export class Supervisor {
       return;
     }
     const now = performance.now();
-    if (host.control !== null) {
+    if (host.control !== null && host.control.check()) {
       host.control.signal(); // flushes held print text; the handler bumps the beat
       const beat = host.control.beat;
       if (beat !== this._beat) {

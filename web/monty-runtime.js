@@ -28,8 +28,12 @@
  * rejects its pending calls with WorkerCrashed and is replaced.
  *
  * The page trusts no message from a worker: JSON text within a size limit, known
- * message types and field types, request and call ids it issued, and registered
- * function names only; anything else is refused and logged.
+ * message types and field types, request and call ids it issued, registered function
+ * names only, arguments that pass the function's schema, and no more characters per
+ * execution than its limits allow. A worker that breaks any of these is cut off
+ * (terminated: its pending results reject with WorkerCrashed, and a shared runtime
+ * continues on a fresh worker with `sessionLost`). Nothing read from shared memory is
+ * trusted either (control.js, the sync host-call buffer).
  * ES module, no bundler needed.
  * @module monty-runtime
  */
@@ -37,10 +41,11 @@
 import { serveBootFetches } from "./boot-fetch.js";
 import { decode, dumps, encode } from "./codec.js";
 import {
-  BUSY_MESSAGE, ControlChannel, DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_MS, MAX_LOG_CHARS, ProtocolLog,
-  Supervisor, checkWorkerMessage, locksAvailable, messageLimitFor, newLockName, parseWorkerData,
-  watchLock,
+  BUSY_MESSAGE, ControlChannel, DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_MS, ITEM_CHARS, MAX_LOG_CHARS,
+  ProtocolLog, Supervisor, checkWorkerMessage, locksAvailable, messageLimitFor, newLockName,
+  parseWorkerData, watchLock,
 } from "./control.js";
+import { checkCall } from "./schema.js";
 import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER } from "./protocol.js";
 import { bootPlan, bootReport, offerSnapshot, planFields, poolFor, settlePlan } from "./pool.js";
 import { clearSnapshots } from "./snapshot.js";
@@ -269,7 +274,7 @@ function inferParameters(fn) {
 }
 
 function normalizeFunctions(functions) {
-  /** @type {Map<string, {fn: Function, names: string[] | null}>} */
+  /** @type {Map<string, {fn: Function, names: string[] | null, parameters: object | null}>} */
   const table = new Map();
   const schemas = [];
   if (functions == null) return { table, schemas };
@@ -292,7 +297,7 @@ function normalizeFunctions(functions) {
     }
     const description = typeof entry === "function" ? "" : String(entry.description ?? "");
     const names = parameters === null ? null : Object.keys(parameters.properties ?? {});
-    table.set(name, { fn, names });
+    table.set(name, { fn, names, parameters });
     schemas.push({ name, description, parameters });
   }
   for (const ns of spaces) {
@@ -475,6 +480,9 @@ class WorkerHost {
     // refusal of malformed worker messages.
     const opts = runtime._options;
     this.control = ControlChannel.available ? new ControlChannel() : null;
+    if (this.control !== null) this.control.onPoisoned = (why) => this._died(why);
+    this._syncWrites = 0; // answers queued for the sync buffer, not yet written
+    this._refunded = false; // the message being dispatched paid for a host call already
     this.lockName = opts.lockWatch && locksAvailable() ? newLockName() : null;
     this._unwatch = null;
     this.supervisor = new Supervisor(this, { heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 0 });
@@ -737,7 +745,7 @@ class WorkerHost {
       if (call.sync && targets.has(call.execution)) {
         this.calls.delete(callId);
         targets.delete(call.execution);
-        this._writeSync('{"interrupt":true}');
+        this._writeSync(JSON.stringify({ interrupt: true, id: callId }));
       }
     }
     for (const target of targets) if (this.pending.has(target)) this.interruptedSync.add(target);
@@ -775,22 +783,39 @@ class WorkerHost {
   }
 
   _onMessage(data) {
-    // JSON text: one message, or an array of messages (a batch), within a size limit.
+    // JSON text: one message, or an array of messages (a batch), within a size limit
+    // and the budget of the executions in flight, both checked before it is parsed.
+    // Any violation cuts the worker off at once (never item by item).
     this.supervisor.heard();
+    if (this.state === "dead") return;
+    const chars = typeof data === "string" ? data.length : 0;
+    if (this.state === "ready") {
+      const over = this.supervisor.charge(chars);
+      if (over !== null) {
+        this._protocol(over);
+        return;
+      }
+    }
     const parsed = parseWorkerData(data, this.maxMessageChars);
     if (parsed.problem !== undefined) {
       this._protocol(parsed.problem);
       return;
     }
     const msg = parsed.message;
-    if (Array.isArray(msg)) {
-      for (const item of msg) {
-        if (this.state === "dead") return;
-        this._dispatch(item);
+    const items = Array.isArray(msg) ? msg : [msg];
+    if (this.state === "ready") {
+      const over = this.supervisor.charge(ITEM_CHARS * items.length);
+      if (over !== null) {
+        this._protocol(over);
+        return;
       }
-      return;
     }
-    this._dispatch(msg);
+    this._messageChars = chars;
+    this._refunded = false;
+    for (const item of items) {
+      if (this.state === "dead") return;
+      this._dispatch(item);
+    }
   }
 
   _dispatch(msg) {
@@ -819,6 +844,7 @@ class WorkerHost {
         this.pending.delete(msg.id);
         this.interruptedSync.delete(msg.id);
         this._result(handle, msg);
+        this.supervisor.settled();
         return;
       }
       case "rejected": {
@@ -830,6 +856,7 @@ class WorkerHost {
         this.pending.delete(msg.id);
         this.interruptedSync.delete(msg.id);
         handle._finish(null, errorFromWorker(msg.error));
+        this.supervisor.settled();
         return;
       }
       case "host_call":
@@ -872,10 +899,15 @@ class WorkerHost {
     }
   }
 
-  /** A refused worker message: logged (rate-limited) and counted, never acted upon. */
+  /**
+   * A worker message broke the protocol or the budget: counted, logged once, and the
+   * worker is cut off (terminated; its pending results reject with WorkerCrashed; a
+   * shared runtime continues on a fresh worker, its next result says sessionLost).
+   */
   _protocol(problem) {
     this.runtime._protocolErrors++;
     this.protocolLog.warn(problem);
+    this._died(`the worker broke the protocol and was cut off: ${String(problem).slice(0, 300)}`);
   }
 
   /** The worker is ready: watch its life lock, pick the heartbeat default. */
@@ -930,42 +962,43 @@ class WorkerHost {
       if (this.state === "dead" || !this.calls.has(id)) return;
       this.calls.delete(id);
       answer.type = "host_result";
-      answer.id = id;
+      answer.id = id; // sync answers too: the worker drops one that is not for its call
       if (sync) this._writeSync(JSON.stringify(answer));
       else this.worker.postMessage(answer);
     };
-    if (typeof id !== "number" || this.calls.has(id)) {
-      this._protocol(`host_call with a bad or duplicate id ${JSON.stringify(id)}`);
+    // An honest worker asks only for registered functions, for an execution in flight,
+    // with a fresh call id, and blocks on at most one synchronous call at a time.
+    const entry = typeof name === "string" ? this.runtime._functions.get(name) : undefined;
+    let problem = null;
+    if (typeof id !== "number" || this.calls.has(id)) problem = `host_call with a bad or duplicate id ${JSON.stringify(id)}`;
+    else if (sync && this.syncBuffer === null) problem = "synchronous host_call without a shared buffer";
+    else if (sync && (this.syncCallPending() || this._syncWrites > 0)) {
+      problem = "a second synchronous host_call while one is still being answered";
+    } else if (entry === undefined) problem = `host_call to unknown host function ${String(name).slice(0, 80)}`;
+    else if (!this.pending.has(msg.execution)) {
+      problem = `host_call for request ${JSON.stringify(msg.execution).slice(0, 40)}, which is not in flight`;
+    }
+    if (problem !== null) {
+      this._protocol(problem);
       return;
     }
-    if (sync && this.syncBuffer === null) {
-      this._protocol("synchronous host_call without a shared buffer");
-      return;
+    if (!this._refunded) {
+      this._refunded = true;
+      this.supervisor.served(this._messageChars ?? 0);
     }
     if (sync && this.interruptedSync.delete(msg.execution)) {
-      this._writeSync('{"interrupt":true}');
+      this._writeSync(JSON.stringify({ interrupt: true, id }));
       return;
     }
     this.calls.set(id, { execution: msg.execution, sync });
-    const entry = typeof name === "string" ? this.runtime._functions.get(name) : undefined;
-    if (!this.pending.has(msg.execution) || entry === undefined) {
-      reply({
-        ok: false,
-        error: {
-          type: "ProtocolError",
-          message: entry === undefined ? `unknown host function ${String(name).slice(0, 80)}` : "unknown execution",
-        },
-      });
-      return;
-    }
     let result;
     try {
       const args = decode(msg.args);
       const kwargs = decode(msg.kwargs);
-      if (!Array.isArray(args) || kwargs === null || typeof kwargs !== "object") {
-        throw new TypeError("malformed arguments");
-      }
-      result = entry.fn(...arrange(entry.names, args, kwargs));
+      // The worker checked them against the schema; the page checks again, by the same
+      // rule (schema.js), since executed code can post any host_call.
+      const named = checkCall(name, entry.parameters, args, kwargs);
+      result = entry.fn(...arrange(entry.names, args, named));
     } catch (err) {
       reply({ ok: false, error: errorInfo(err) });
       return;
@@ -986,6 +1019,7 @@ class WorkerHost {
     const i32 = this._i32;
     const u8 = this._u8;
     const room = u8.length - SYNC_BUFFER.HEADER_BYTES;
+    this._syncWrites++;
     const write = async () => {
       let offset = 0;
       do {
@@ -1004,7 +1038,10 @@ class WorkerHost {
         Atomics.notify(i32, SYNC_BUFFER.STATE);
       } while (offset < bytes.length);
     };
-    this._syncChain = this._syncChain.then(write, write);
+    const done = () => {
+      this._syncWrites--;
+    };
+    this._syncChain = this._syncChain.then(write, write).then(done, done);
   }
 }
 

@@ -318,13 +318,31 @@ class PyodidePlatform:
                 if req is not None:
                     req.calls.discard(call_id)
         else:
-            self._post_call(execution, fn, args, kwargs, True)
+            call_id = self._post_call(execution, fn, args, kwargs, True)
             self.blocking += 1
             try:
-                text = self.hooks.waitSync()
+                text = self._wait_sync(call_id)
             finally:
                 self.blocking -= 1
         return _unpack(execution, text)
+
+    def _wait_sync(self, call_id: int) -> Any:
+        """The answer for ``call_id`` from the shared buffer.  Every answer carries the
+        id of its call: one left there for another call (a ``host_call`` forged by
+        executed code, answered by the page but never read) is dropped, never taken
+        for this call's."""
+        while True:
+            text = self.hooks.waitSync()
+            if text is None:
+                return None
+            try:
+                answer = json.loads(str(text))
+            except ValueError:
+                continue
+            if isinstance(answer, dict) and answer.get("id") == call_id and (
+                type(answer.get("id")) is int
+            ):
+                return text
 
     def host_async(self, execution: Execution, fn: HostFunction, args: list[Any],
                    kwargs: dict[str, Any]) -> Awaitable[Any]:

@@ -212,7 +212,7 @@ async def test_host_errors_schema_and_kwargs() -> None:
 async def test_sync_style_calls_by_mode() -> None:
     # Atomics: the answer is read from the shared buffer (here: a scripted waitSync).
     s, hooks = session(sync="atomics", syncBuffer=True)
-    hooks.sync_answers.append(json.dumps({"ok": True, "value": 5}))
+    hooks.sync_answers.append(json.dumps({"type": "host_result", "id": 1, "ok": True, "value": 5}))
     s.execute(1, "x = add(2, 3)\nx")
     assert hooks.of("host_call")[0]["sync"] is True
     assert hooks.of("result", 1)[0]["value"] == 5
@@ -222,6 +222,21 @@ async def test_sync_style_calls_by_mode() -> None:
     error = hooks.of("result", 1)[0]["error"]
     assert error["type"] == "TypeError" and "use `await add(...)`" in error["message"]
     assert not hooks.of("host_call")
+
+
+async def test_a_sync_answer_left_for_another_call_is_never_taken_for_this_one() -> None:
+    # The shared buffer holds answers tagged with their call id: one the page wrote for
+    # a host_call forged by executed code (and never read) is dropped by the next call.
+    s, hooks = session(sync="atomics", syncBuffer=True)
+    stale = {"type": "host_result", "id": 77, "ok": True, "value": 100}
+    hooks.sync_answers += [json.dumps(stale), json.dumps({"interrupt": True, "id": 78}),
+                           "not json", json.dumps({"type": "host_result", "ok": True, "value": 9}),
+                           json.dumps({"type": "host_result", "id": 1, "ok": True, "value": 7}),
+                           json.dumps({"type": "host_result", "id": 2, "ok": True, "value": 9})]
+    s.execute(1, "a = add(2, 3)\nb = add(4, 5)\n[a, b]")
+    assert [c["id"] for c in hooks.of("host_call")] == [1, 2]
+    assert hooks.of("result", 1)[0]["value"] == [7, 9]
+    assert hooks.sync_answers == []
 
 
 async def test_timeout_fails_the_pending_call_and_keeps_state() -> None:
