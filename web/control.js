@@ -164,11 +164,12 @@ export const MIN_MESSAGE_CHARS = 2 ** 20;
 /** What a worker may send while no execution of it is in flight (logs, pongs), and the
  * slack of each execution's budget (characters). */
 export const IDLE_CHARS = 2 ** 20;
-/** Characters a message item is charged on top of its text: the page's memory for the
- * object it becomes (so a flood of tiny events is bounded like a flood of text). */
-export const ITEM_CHARS = 256;
 /** Extra budget for each host call the page serves (its call events and answer). */
 export const HOST_CALL_CHARS = 4096;
+/** Events other than `print` one execution may send, besides its host calls' ... */
+export const EVENTS_PER_EXECUTION = 65_536;
+/** ... and for each host call the page served (call_started, call_finished). */
+export const EVENTS_PER_HOST_CALL = 2;
 
 /**
  * Default size limit of one worker message (characters of JSON text) for a runtime
@@ -184,14 +185,122 @@ export function messageLimitFor(limits) {
 
 /**
  * What one execution may cost the page in total (characters of worker messages, each
- * parsed item charged ITEM_CHARS more): its printed text (up to 6 characters of JSON
+ * parsed value charged NODE_CHARS more): its printed text (up to 6 characters of JSON
  * per byte of output), its result message, and slack. Host calls the page serves add
  * HOST_CALL_CHARS each. A worker that sends more is cut off.
  * @param {{max_output_bytes?: number, max_result_bytes?: number} | null} limits
  */
 export function executionBudgetFor(limits) {
   const out = limits?.max_output_bytes ?? 10_000_000;
-  return 6 * out + messageLimitFor(limits) + IDLE_CHARS;
+  return 6 * out + messageLimitFor(limits) + NODE_CHARS * nodeLimitFor(limits) + IDLE_CHARS;
+}
+
+/** Most messages in one batch (an honest worker batches a few: print segments, an
+ * event with its host_call, the final event with the result). */
+export const MAX_BATCH = 16;
+/** Messages longer than this (characters) are parsed off the main thread (gate.js). */
+export const GATE_CHARS = 64 * 1024;
+/** The page's memory for one parsed value (an object, array, string or number) beyond
+ * its text, in characters charged to the budget. */
+export const NODE_CHARS = 8;
+
+/**
+ * Most values (objects, arrays, strings, numbers...) one worker message may hold: the
+ * result value twice (the final event and the result) plus slack. Counted before the
+ * message is handed to the page's code; checked off the main thread for large messages.
+ * @param {{max_result_bytes?: number} | null} limits
+ */
+export function nodeLimitFor(limits) {
+  return (limits?.max_result_bytes ?? 10_000_000) + 65_536;
+}
+
+/** Values in `value`, counting stops past `max` (same as gate.js). */
+export function countNodes(value, max) {
+  let n = 0;
+  const stack = [value];
+  while (stack.length) {
+    const v = stack.pop();
+    n++;
+    if (n > max) return n;
+    if (v !== null && typeof v === "object") {
+      if (Array.isArray(v)) for (let i = 0; i < v.length; i++) stack.push(v[i]);
+      else for (const k in v) stack.push(v[k]);
+    }
+  }
+  return n;
+}
+
+/**
+ * The gate of one runtime's worker: a small worker (gate.js) that parses its large
+ * messages off the main thread and refuses those holding more values than allowed.
+ * Falls back to parsing on the main thread where no worker can be started.
+ */
+export class Gate {
+  constructor() {
+    this._worker = null;
+    this._next = 1;
+    this._waiting = new Map();
+    this._broken = false;
+  }
+
+  /**
+   * Parse `text`: resolves to `{message, nodes}` or `{problem}`.
+   * @param {string} text
+   * @param {number} maxNodes
+   * @returns {Promise<{message?: any, nodes?: number, problem?: string}>}
+   */
+  parse(text, maxNodes) {
+    const worker = this._start();
+    if (worker === null) {
+      try {
+        const message = JSON.parse(text);
+        const nodes = countNodes(message, maxNodes);
+        return Promise.resolve(nodes > maxNodes
+          ? { problem: `a worker message of ${text.length} characters holds more than ${maxNodes} values` }
+          : { message, nodes });
+      } catch {
+        return Promise.resolve({ problem: "a worker message is not valid JSON" });
+      }
+    }
+    const id = this._next++;
+    return new Promise((resolve) => {
+      this._waiting.set(id, resolve);
+      worker.postMessage({ id, text, maxNodes });
+    });
+  }
+
+  _start() {
+    if (this._worker !== null || this._broken) return this._worker;
+    try {
+      const worker = new Worker(new URL("./gate.js", import.meta.url), { type: "module", name: "monty-gate" });
+      worker.onmessage = (event) => {
+        const resolve = this._waiting.get(event.data?.id);
+        this._waiting.delete(event.data?.id);
+        resolve?.(event.data);
+      };
+      worker.onerror = (event) => {
+        event.preventDefault?.();
+        this._fail("the message gate failed");
+      };
+      this._worker = worker;
+    } catch {
+      this._broken = true;
+    }
+    return this._worker;
+  }
+
+  _fail(problem) {
+    for (const resolve of this._waiting.values()) resolve({ problem });
+    this._waiting.clear();
+  }
+
+  /** Stop the gate (the runtime's worker is gone); pending parses resolve as refused. */
+  close() {
+    this._worker?.terminate();
+    this._worker = null;
+    this._broken = true;
+    this._fail("the worker is gone");
+  }
 }
 
 /**
@@ -323,6 +432,8 @@ export class Supervisor {
     // each posted execution's budget while executions are in flight.
     this.allowance = IDLE_CHARS;
     this.spent = 0;
+    this.eventAllowance = 0;
+    this.events = 0;
   }
 
   /** Any message from the worker is a sign of life. */
@@ -343,9 +454,22 @@ export class Supervisor {
       "its executions' limits allow (max_output_bytes, max_result_bytes)";
   }
 
+  /**
+   * Count one event other than `print` (those are bounded by their text). Returns what
+   * is wrong when there are more than the executions in flight allow, else null.
+   * @returns {string | null}
+   */
+  event() {
+    this.events++;
+    if (this.events <= this.eventAllowance) return null;
+    return `the worker sent more than ${this.eventAllowance} events that are not print events ` +
+      `(${EVENTS_PER_EXECUTION} per execution and ${EVENTS_PER_HOST_CALL} per host call it made)`;
+  }
+
   /** A host call was served: its events and answer are the app's own work. */
   served(chars) {
     this.allowance += chars + HOST_CALL_CHARS;
+    this.eventAllowance += EVENTS_PER_HOST_CALL;
   }
 
   /** Nothing is in flight any more: the next execution starts a fresh budget. */
@@ -353,6 +477,8 @@ export class Supervisor {
     if (this.host.pending.size === 0) {
       this.allowance = IDLE_CHARS;
       this.spent = 0;
+      this.eventAllowance = 0;
+      this.events = 0;
     }
   }
 
@@ -365,6 +491,7 @@ export class Supervisor {
   posted(handle, limits) {
     handle._postedAt = performance.now();
     this.allowance += executionBudgetFor(limits);
+    this.eventAllowance += EVENTS_PER_EXECUTION;
     const timeout = limits?.timeout;
     if (typeof timeout === "number" && timeout > 0) {
       const grace = typeof limits.grace === "number" ? limits.grace : DEFAULT_GRACE_S;

@@ -41,9 +41,9 @@
 import { serveBootFetches } from "./boot-fetch.js";
 import { decode, dumps, encode } from "./codec.js";
 import {
-  BUSY_MESSAGE, ControlChannel, DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_MS, ITEM_CHARS, MAX_LOG_CHARS,
-  ProtocolLog, Supervisor, checkWorkerMessage, locksAvailable, messageLimitFor, newLockName,
-  parseWorkerData, watchLock,
+  BUSY_MESSAGE, ControlChannel, DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_MS, GATE_CHARS, Gate,
+  MAX_BATCH, MAX_LOG_CHARS, NODE_CHARS, ProtocolLog, Supervisor, checkWorkerMessage, countNodes, locksAvailable,
+  messageLimitFor, newLockName, nodeLimitFor, parseWorkerData, watchLock,
 } from "./control.js";
 import { checkCall } from "./schema.js";
 import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER } from "./protocol.js";
@@ -482,6 +482,8 @@ class WorkerHost {
     this.control = ControlChannel.available ? new ControlChannel() : null;
     if (this.control !== null) this.control.onPoisoned = (why) => this._died(why);
     this._syncWrites = 0; // answers queued for the sync buffer, not yet written
+    this._inbox = []; // messages waiting behind a large one being parsed by the gate
+    this._gate = null; // control.js Gate, started at the first large message
     this._refunded = false; // the message being dispatched paid for a host call already
     this.lockName = opts.lockWatch && locksAvailable() ? newLockName() : null;
     this._unwatch = null;
@@ -642,6 +644,7 @@ class WorkerHost {
     clearTimeout(this._bootTimer);
     this.worker?.terminate();
     this.supervisor.stop();
+    this._gate?.close();
     this._bootReject(error);
     for (const handle of this.pending.values()) handle._finish(null, error);
     this.pending.clear();
@@ -757,6 +760,8 @@ class WorkerHost {
     const booting = this.state === "booting";
     this.state = "dead";
     this.supervisor.stop();
+    this._gate?.close();
+    this._inbox.length = 0;
     this._unwatch?.();
     this._bootFetch?.close();
     clearTimeout(this._bootTimer);
@@ -784,8 +789,9 @@ class WorkerHost {
 
   _onMessage(data) {
     // JSON text: one message, or an array of messages (a batch), within a size limit
-    // and the budget of the executions in flight, both checked before it is parsed.
-    // Any violation cuts the worker off at once (never item by item).
+    // and the budget of the executions in flight, both checked before it is parsed;
+    // a large one is parsed off the main thread first (control.js Gate). Messages are
+    // handled in order. Any violation cuts the worker off at once (never item by item).
     this.supervisor.heard();
     if (this.state === "dead") return;
     const chars = typeof data === "string" ? data.length : 0;
@@ -796,22 +802,75 @@ class WorkerHost {
         return;
       }
     }
-    const parsed = parseWorkerData(data, this.maxMessageChars);
-    if (parsed.problem !== undefined) {
-      this._protocol(parsed.problem);
+    if (chars > this.maxMessageChars) {
+      this._protocol(`a worker message of ${chars} characters is over the limit of ${this.maxMessageChars}`);
       return;
     }
-    const msg = parsed.message;
-    const items = Array.isArray(msg) ? msg : [msg];
+    if (this._inbox.length > 0 || chars > GATE_CHARS) {
+      this._inbox.push(data);
+      if (this._inbox.length === 1) this._drainInbox();
+      return;
+    }
+    this._take(data, null);
+  }
+
+  /** Handle the queued messages in order, the large ones parsed by the gate. */
+  async _drainInbox() {
+    const inbox = this._inbox;
+    while (inbox.length > 0 && this.state !== "dead") {
+      const data = inbox[0];
+      let parsed = null;
+      if (typeof data === "string" && data.length > GATE_CHARS) {
+        this._gate ??= new Gate();
+        parsed = await this._gate.parse(data, this._maxNodes());
+        if (this.state === "dead") break;
+      }
+      inbox.shift();
+      this._take(data, parsed);
+    }
+    inbox.length = 0;
+  }
+
+  /** Most values one message may hold (the limits of the executions in flight). */
+  _maxNodes() {
+    let most = nodeLimitFor(this.runtime._options.limits);
+    for (const handle of this.pending.values()) most = Math.max(most, nodeLimitFor(handle._limits));
+    return most;
+  }
+
+  _take(data, gated) {
+    let msg;
+    let nodes;
+    if (gated !== null) {
+      if (gated.problem !== undefined) {
+        this._protocol(gated.problem);
+        return;
+      }
+      msg = gated.message;
+      nodes = gated.nodes;
+    } else {
+      const parsed = parseWorkerData(data, this.maxMessageChars);
+      if (parsed.problem !== undefined) {
+        this._protocol(parsed.problem);
+        return;
+      }
+      msg = parsed.message;
+      nodes = typeof data === "string" ? countNodes(msg, Infinity) : 1;
+    }
     if (this.state === "ready") {
-      const over = this.supervisor.charge(ITEM_CHARS * items.length);
+      const over = this.supervisor.charge(NODE_CHARS * nodes);
       if (over !== null) {
         this._protocol(over);
         return;
       }
     }
-    this._messageChars = chars;
+    if (Array.isArray(msg) && msg.length > MAX_BATCH) {
+      this._protocol(`a batch of ${msg.length} messages (at most ${MAX_BATCH})`);
+      return;
+    }
+    this._messageChars = (typeof data === "string" ? data.length : 0) + NODE_CHARS * nodes;
     this._refunded = false;
+    const items = Array.isArray(msg) ? msg : [msg];
     for (const item of items) {
       if (this.state === "dead") return;
       this._dispatch(item);
@@ -830,6 +889,13 @@ class WorkerHost {
         if (!handle) {
           this._protocol(`event for request ${JSON.stringify(msg.id).slice(0, 40)}, which is not in flight`);
           return;
+        }
+        if (msg.event.type !== "print") {
+          const over = this.supervisor.event();
+          if (over !== null) {
+            this._protocol(over);
+            return;
+          }
         }
         handle._event(msg.event);
         this.runtime._broadcast(msg.event);
@@ -1345,7 +1411,14 @@ export class MontyRuntime {
    * worker (globals gone).
    */
   interrupt() {
-    for (const host of this._hosts) host.interrupt();
+    for (const host of [...this._hosts]) {
+      try {
+        host.interrupt();
+      } catch (err) {
+        // never let one worker keep the others running: cut it off instead
+        host._died(`the worker could not be interrupted: ${err?.message ?? err}`);
+      }
+    }
   }
 
   /**

@@ -51,6 +51,7 @@ __all__ = [
     "KIND_EXECUTE",
     "KIND_INTERRUPT",
     "KIND_TIMEOUT",
+    "MAX_BATCH",
     "SIGNUM",
     "Control",
     "PrintBatcher",
@@ -66,6 +67,9 @@ KIND_TIMEOUT = 3
 FLUSH_SECONDS = 0.016
 #: ... or when this many characters are held.
 FLUSH_CHARS = 65536
+
+#: Most messages in one batch (the page refuses a longer one: web/control.js MAX_BATCH).
+MAX_BATCH = 16
 
 #: How many recently started request ids are remembered (to ignore late EXECUTE probes).
 _SEEN_MAX = 1024
@@ -121,7 +125,9 @@ class PrintBatcher:
             prefix + _dumps(Print(eid, stream, "".join(parts)).to_dict()) + "}"  # type: ignore[arg-type]
             for stream, parts in segments
         ]
-        self._post(texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]")
+        for start in range(0, len(texts), MAX_BATCH):
+            group = texts[start:start + MAX_BATCH]
+            self._post(group[0] if len(group) == 1 else "[" + ",".join(group) + "]")
 
     def close(self) -> None:
         self.flush()

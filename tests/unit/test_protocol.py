@@ -306,3 +306,18 @@ def test_host_function_from_schema() -> None:
         hf.bind((1,), {})
     open_fn = worker.host_function_from_schema({"name": "f", "parameters": None}, platform)
     open_fn.bind((1, 2, 3), {"anything": 4})
+
+
+def test_the_batch_limit_is_the_same_on_both_sides_and_print_batches_respect_it() -> None:
+    from monty_runtime._control import MAX_BATCH, PrintBatcher
+
+    text = (Path(__file__).resolve().parents[2] / "web" / "control.js").read_text(encoding="utf-8")
+    found = re.search(r"export const MAX_BATCH = (\d+);", text)
+    assert found and int(found.group(1)) == MAX_BATCH
+    posted: list[str] = []
+    batcher = PrintBatcher(posted.append, '{"type":"event","id":1,"event":')
+    for i in range(5 * MAX_BATCH):  # alternating streams: one segment each
+        batcher._segments.append(("stdout" if i % 2 else "stderr", [str(i)]))
+    batcher.flush()
+    sizes = [len(m) if isinstance(m := json.loads(p), list) else 1 for p in posted]
+    assert max(sizes) <= MAX_BATCH and sum(sizes) == 5 * MAX_BATCH
