@@ -515,6 +515,8 @@ class WorkerSession:
         if not self.sandbox:
             self.bridge = PlatformBridge(self.platform, self.functions, self.limits)
         self.running: dict[Any, PlatformBridge] = {}  # rid -> bridge (for interrupt)
+        #: Tasks that existed when the first of the executions in flight started.
+        self._tasks_before: set[asyncio.Task[Any]] | None = None
         self.disposed = False
         # Print batching per running request, and the control channel (signal handler
         # + shared ring; cross-origin isolated pages only): see _control.py.
@@ -603,6 +605,7 @@ class WorkerSession:
         def on_complete(result: ExecutionResult) -> None:
             if running.get(rid) is bridge:
                 del running[rid]
+                self._running_changed()
             if outboxes.get(rid) is outbox:
                 del outboxes[rid]
             outbox.close()
@@ -620,6 +623,7 @@ class WorkerSession:
 
         running[rid] = bridge
         outboxes[rid] = outbox
+        self._running_changed()
         try:
             bridge.execute(
                 code,
@@ -633,9 +637,44 @@ class WorkerSession:
         except BaseException:
             if running.get(rid) is bridge:
                 del running[rid]
+                self._running_changed()
             if outboxes.get(rid) is outbox:
                 del outboxes[rid]
             raise
+
+    # -- background work ----------------------------------------------------------------
+
+    def _running_changed(self) -> None:
+        """Executions in flight changed.  When the first starts, remember the tasks that
+        exist; when the last ends, everything the executions left running stops: the
+        tasks created since (whatever their context: ``contextvars.Context().run(
+        loop.create_task, ...)`` escapes ``PyodidePlatform.finished``), and the timers
+        Python code set through ``js.setTimeout``/``setInterval`` (``worker.js`` clears
+        them and refuses new ones until the next execution; ``hooks.running``)."""
+        count = len(self.running)
+        if count == 1 and self._tasks_before is None:
+            try:
+                self._tasks_before = set(asyncio.all_tasks(_loop()))
+            except Exception:
+                self._tasks_before = set()
+        tell = getattr(self.hooks, "running", None)
+        if tell is not None:
+            with contextlib.suppress(Exception):
+                tell(count)
+        if count == 0:
+            before = self._tasks_before or set()
+            self._tasks_before = None
+            try:
+                tasks = asyncio.all_tasks(_loop())
+            except Exception:
+                return
+            try:
+                current = asyncio.current_task()
+            except RuntimeError:
+                current = None
+            for task in tasks:
+                if task not in before and task is not current and not task.done():
+                    task.cancel()
 
     # -- control ------------------------------------------------------------------------
 

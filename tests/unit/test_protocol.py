@@ -321,3 +321,24 @@ def test_the_batch_limit_is_the_same_on_both_sides_and_print_batches_respect_it(
     batcher.flush()
     sizes = [len(m) if isinstance(m := json.loads(p), list) else 1 for p in posted]
     assert max(sizes) <= MAX_BATCH and sum(sizes) == 5 * MAX_BATCH
+
+
+async def test_tasks_an_execution_leaves_running_stop_when_the_worker_is_idle() -> None:
+    # A task in a fresh contextvars.Context is not the execution's (finished() misses
+    # it); the worker stops it when no execution is left. The test's own task, which
+    # existed before, is untouched; the JS side is told the count (timers: worker.js).
+    s, hooks = session()
+    told: list[int] = []
+    hooks.running = told.append  # type: ignore[attr-defined]
+    s.execute(1, "import asyncio, contextvars\nticks = []\n"
+                 "async def forever():\n    while True:\n        ticks.append(1)\n"
+                 "        await asyncio.sleep(0.005)\n"
+                 "t = contextvars.Context().run(asyncio.get_event_loop().create_task, forever())\n"
+                 "await asyncio.sleep(0.03)")
+    await until(lambda: hooks.of("result", 1))
+    assert hooks.of("result", 1)[0]["error"] is None
+    await asyncio.sleep(0.05)
+    s.execute(2, "n = len(ticks)\nimport asyncio\nawait asyncio.sleep(0.05)\n[t.cancelled(), len(ticks) - n]")
+    await until(lambda: hooks.of("result", 2))
+    assert hooks.of("result", 2)[0]["value"] == [True, 0]
+    assert told == [1, 0, 1, 0]
