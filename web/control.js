@@ -167,7 +167,7 @@ export const IDLE_CHARS = 2 ** 20;
 /** Extra budget for each host call the page serves (its call events and answer). */
 export const HOST_CALL_CHARS = 4096;
 /** Events other than `print` one execution may send, besides its host calls' ... */
-export const EVENTS_PER_EXECUTION = 65_536;
+export const EVENTS_PER_EXECUTION = 4096;
 /** ... and for each host call the page served (call_started, call_finished). */
 export const EVENTS_PER_HOST_CALL = 2;
 

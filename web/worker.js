@@ -32,6 +32,10 @@ import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER, checkMessage } from "./protocol
 
 const { STATE, LENGTH, HEADER_BYTES, EMPTY, LAST } = SYNC_BUFFER;
 
+// The global names the platform gave this worker, before the boot added Pyodide's own
+// (lockdown.js keeps those the boot added, and reports them).
+const PLATFORM_NAMES = new Set(Object.getOwnPropertyNames(globalThis));
+
 const phases = {};
 let state = "init"; // init -> booting [-> booted -> configuring] -> ready | failed | disposed
 let booted = null; // { pyodide, mod, policy, bootFetch, boot, init } once Python is up
@@ -379,7 +383,9 @@ async function configure(init) {
   bootFetch?.close();
   guardTimers(pyodide);
   const lock = await holdLock(init.lockName);
-  const locked = lockDownGlobals();
+  const locked = lockDownGlobals(self, {
+    kept: Object.getOwnPropertyNames(globalThis).filter((name) => !PLATFORM_NAMES.has(name)),
+  });
   if (locked.failed.length) log("warn", `lockdown: still reachable: ${locked.failed.join(", ")}`);
   state = "ready";
   post({
@@ -393,7 +399,14 @@ async function configure(init) {
         evalBlocked: policy.evalBlocked,
         connectBlocked: policy.connectBlocked,
       },
-      lockdown: { removed: locked.removed, failed: locked.failed },
+      lockdown: {
+        removed: locked.removed,
+        failed: locked.failed,
+        allowed: locked.allowed,
+        kept: locked.kept,
+        constants: locked.constants,
+        remaining: locked.remaining,
+      },
       importGuard,
       jspi,
       crossOriginIsolated: self.crossOriginIsolated === true,
