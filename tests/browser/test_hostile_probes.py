@@ -81,6 +81,7 @@ def hpage(server: RunningServer, page: Any) -> Any:
     return page
 
 
+@pytest.mark.timeout(900)
 def test_message_floods_are_cut_off_without_freezing_the_page_or_other_runtimes(
     hpage: Any,
 ) -> None:
@@ -96,7 +97,7 @@ def test_message_floods_are_cut_off_without_freezing_the_page_or_other_runtimes(
       // one that closed itself), which cutting a runtime off includes.
       await H.run(rt, "1");
       const replaced = await gapWhile(() => H.run(rt,
-        "import json\nvars(json)['__builtins__']['__import__']('js').close()\nimport time\ntime.sleep(2)"));
+        "import json\\nvars(json)['__builtins__']['__import__']('js').close()\\nimport time\\ntime.sleep(2)"));
       out.anchor = replaced.maxGap;
       out.anchorCrashed = !replaced.value.ok && replaced.value.error.isWorkerCrashed;
       await H.run(rt, "1");
@@ -164,6 +165,7 @@ while True:
 '''
 
 
+@pytest.mark.timeout(400)
 def test_a_poisoned_control_buffer_never_makes_interrupt_or_execute_throw(hpage: Any) -> None:
     """Finding 3: the code writes nonsense into the control ring and ignores signals;
     interrupt() and execute() never throw, the deadline is the page's, and in a sandbox
@@ -238,6 +240,7 @@ honest
 '''
 
 
+@pytest.mark.timeout(300)
 def test_forged_host_calls_are_checked_against_the_schema_by_the_page(hpage: Any) -> None:
     """Finding 4: host_call messages forged under the execution's own id with
     arguments that fail the schema are refused by the page as by the worker."""
@@ -272,6 +275,7 @@ time.sleep(0.3)
 '''
 
 
+@pytest.mark.timeout(300)
 def test_a_parked_sync_answer_is_never_delivered_to_another_call(
     server: RunningServer, hpage: Any
 ) -> None:
@@ -303,17 +307,16 @@ LOCKDOWN_JS = """async () => {
   const rt = await M.MontyRuntime.create();
   const code = [
     "import json",
-    "js = vars(json)['__builtins__']['__import__']('js')",
-    "ffi = vars(json)['__builtins__']['__import__']('pyodide.ffi')",
-    "names = js.Object.getOwnPropertyNames",
-    "proto = js.Object.getPrototypeOf",
+    "g = vars(json)['__builtins__']['__import__']('js').globalThis",
+    "names = g.Object.getOwnPropertyNames",
+    "proto = g.Object.getPrototypeOf",
     "def chain(o):",
     "    out = set()",
-    "    while o is not None and o != js.Object.prototype:",
+    "    while o is not None and o != g.Object.prototype:",
     "        out |= set(names(o))",
     "        o = proto(o)",
     "    return sorted(out)",
-    "[chain(js), chain(js.navigator)]",
+    "[chain(g), chain(g.navigator)]",
   ].join("\\n");
   const res = await H.run(rt, code);
   const env = rt.info.env.lockdown;
@@ -322,6 +325,7 @@ LOCKDOWN_JS = """async () => {
 }"""
 
 
+@pytest.mark.timeout(300)
 def test_lockdown_leaves_exactly_the_allow_list_reachable(hpage: Any) -> None:
     """Finding 2: enumerate every property of the worker's global object and navigator
     (and their prototypes) as executed code sees them: only the allow-list remains;
@@ -371,6 +375,7 @@ t = sys.modules["monty_probe_ticks"]
 '''
 
 
+@pytest.mark.timeout(300)
 def test_background_callbacks_do_not_outlive_their_execution(hpage: Any) -> None:
     """Finding 5 (worker side): a js.setInterval callback and a task created in a fresh
     contextvars.Context stop when their execution ends."""
@@ -393,14 +398,17 @@ ONMESSAGE_PY = REACH_PY + r'''
 js = reach("js")
 ffi = reach("pyodide.ffi")
 seen = []
-original = js.self.onmessage
+g = js.globalThis
+original = g.onmessage
 def spy(event):
     try:
         seen.append(js.JSON.stringify(event.data))
     except Exception:
         pass
-    return original(event)
-js.self.onmessage = ffi.create_proxy(spy)
+    if original is not None:
+        return original(event)
+g.onmessage = ffi.create_proxy(spy)
+g.addEventListener("message", ffi.create_proxy(spy))
 sys = reach("sys")
 sys.modules["monty_probe_spy"] = type(sys)("monty_probe_spy")
 sys.modules["monty_probe_spy"].seen = seen
@@ -408,6 +416,7 @@ sys.modules["monty_probe_spy"].seen = seen
 '''
 
 
+@pytest.mark.timeout(300)
 def test_a_replaced_onmessage_does_not_see_a_later_sandbox_execution(hpage: Any) -> None:
     """Finding 5 (worker side): on a sandbox pool of one, code replaces self.onmessage;
     a later execution's inputs (an API key) do not reach it."""
