@@ -273,6 +273,13 @@ class PyodidePlatform:
             "kwargs": wire[1],
             "sync": sync,
         })
+        room = execution.limits.max_result_bytes + 1024
+        if len(text) > room:
+            # The page refuses (and cuts off) a message this large; the code gets an error.
+            raise ValueError(
+                f"the arguments of {fn.name}() are {len(text)} characters of JSON, over "
+                f"max_result_bytes={execution.limits.max_result_bytes}: pass less data"
+            )
         if req is not None and req.held is not None:
             text = "[" + req.held + "," + text + "]"
             req.held = None
@@ -579,7 +586,7 @@ class WorkerSession:
         prefix = '{"type":"event","id":' + _dumps(rid) + ',"event":'
         running = self.running
         sandbox = self.sandbox
-        last: list[str] = []  # the final event, sent together with the result
+        last: list[dict[str, Any]] = []  # the final event, sent together with the result
         outbox = PrintBatcher(post, prefix)
         outboxes = self.outboxes
 
@@ -598,7 +605,7 @@ class WorkerSession:
                 req.held = text  # leaves with its host_call (_post_call)
                 return
             if isinstance(event, RunFinished | RunError):
-                last.append(text)  # the result follows at once
+                last.append(event.to_dict())  # the result follows at once
             else:
                 post(text)
 
@@ -617,8 +624,15 @@ class WorkerSession:
             message = result.to_dict()
             message["type"] = "result"
             message["id"] = rid
-            text = _encode_message(message)
-            post("[" + ",".join([*last, text]) + "]" if last else text)
+            limit = _message_limit(call_limits)
+            texts = [prefix + _dumps(ev) + "}" for ev in last] + [_encode_message(message)]
+            if sum(map(len, texts)) > limit:
+                # A huge exception message or traceback: shortened, so that the page
+                # (which cuts off a worker over its limits) gets the result.
+                for d in [*last, message]:
+                    _shorten_error(d)
+                texts = [prefix + _dumps(ev) + "}" for ev in last] + [_encode_message(message)]
+            post("[" + ",".join(texts) + "]" if len(texts) > 1 else texts[0])
             last.clear()
 
         running[rid] = bridge
@@ -727,6 +741,27 @@ class WorkerSession:
                 self.reject(rid, "ProtocolError", f"bad host_result: {exc}")
         else:  # "init" twice
             self.reject(rid, "ProtocolError", f"unexpected {kind} message")
+
+
+#: Longest exception message / traceback kept in a result that would be over the page's
+#: message limit otherwise.
+_ERROR_CHARS = 100_000
+
+
+def _message_limit(limits: Limits) -> int:
+    """The page's default per-message limit for these limits (web/control.js
+    messageLimitFor)."""
+    return max(2**20, 12 * limits.max_output_bytes + 2 * limits.max_result_bytes + 2**20)
+
+
+def _shorten_error(d: dict[str, Any]) -> None:
+    error = d.get("error")
+    if not isinstance(error, dict):
+        return
+    for key in ("message", "traceback"):
+        text = error.get(key)
+        if isinstance(text, str) and len(text) > _ERROR_CHARS:
+            error[key] = text[:_ERROR_CHARS] + f"... [{len(text) - _ERROR_CHARS} characters cut]"
 
 
 def _encode_message(message: dict[str, Any]) -> str:

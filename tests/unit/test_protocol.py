@@ -342,3 +342,20 @@ async def test_tasks_an_execution_leaves_running_stop_when_the_worker_is_idle() 
     await until(lambda: hooks.of("result", 2))
     assert hooks.of("result", 2)[0]["value"] == [True, 0]
     assert told == [1, 0, 1, 0]
+
+
+async def test_messages_stay_within_the_pages_limit_for_honest_code() -> None:
+    # The page cuts off a worker whose message is over its limit (web/control.js): a
+    # huge exception message is shortened, host-call arguments over max_result_bytes
+    # fail in the code instead of being sent.
+    s, hooks = session(limits={"max_output_bytes": 1000, "max_result_bytes": 1000})
+    s.execute(1, "raise ValueError('x' * 3_000_000)")
+    result = hooks.of("result", 1)[0]
+    assert result["error"]["type"] == "ValueError"
+    assert len(result["error"]["message"]) < 200_000 and "characters cut" in result["error"]["message"]
+    final = [m["event"] for m in hooks.of("event", 1) if m["event"]["type"] == "run_error"][0]
+    assert len(final["error"]["message"]) < 200_000
+    s.execute(2, "try:\n    await anything('y' * 5000, 1)\nexcept ValueError as e:\n    m = str(e)\nm")
+    await until(lambda: hooks.of("result", 2))
+    assert "over max_result_bytes=1000" in hooks.of("result", 2)[0]["value"]
+    assert not hooks.of("host_call")
