@@ -353,7 +353,7 @@ async def test_messages_stay_within_the_pages_limit_for_honest_code() -> None:
     result = hooks.of("result", 1)[0]
     assert result["error"]["type"] == "ValueError"
     assert len(result["error"]["message"]) < 200_000 and "characters cut" in result["error"]["message"]
-    final = [m["event"] for m in hooks.of("event", 1) if m["event"]["type"] == "run_error"][0]
+    final = next(m["event"] for m in hooks.of("event", 1) if m["event"]["type"] == "run_error")
     assert len(final["error"]["message"]) < 200_000
     s.execute(2, "try:\n    await anything('y' * 5000, 1)\nexcept ValueError as e:\n    m = str(e)\nm")
     await until(lambda: hooks.of("result", 2))
