@@ -97,7 +97,8 @@ def test_message_floods_are_cut_off_without_freezing_the_page_or_other_runtimes(
       // one that closed itself), which cutting a runtime off includes.
       await H.run(rt, "1");
       const replaced = await gapWhile(() => H.run(rt,
-        "import json\\nvars(json)['__builtins__']['__import__']('js').close()\\nimport time\\ntime.sleep(2)"));
+        "import json\\ng = vars(json)['__builtins__']['__import__']('js').globalThis\\n" +
+        "g.Object.getOwnPropertyDescriptor(g, 'globalThis').value.close()\\nimport time\\ntime.sleep(2)"));
       out.anchor = replaced.maxGap;
       out.anchorCrashed = !replaced.value.ok && replaced.value.error.isWorkerCrashed;
       await H.run(rt, "1");
@@ -186,7 +187,8 @@ def test_a_poisoned_control_buffer_never_makes_interrupt_or_execute_throw(hpage:
       const sb = await M.MontyRuntime.create({ sandbox: true, poolSize: 2, limits: { grace: 0.5 } });
       const a = sb.execute(code);
       const b = sb.execute("while True:\\n    pass");
-      await new Promise((r) => setTimeout(r, 1500));
+      await H.waitEvent(b, (ev) => ev.type === "run_started"); // the second worker booted
+      await new Promise((r) => setTimeout(r, 500));
       out.sandboxInterruptThrew = H.throws(() => sb.interrupt());
       out.sandbox = [await H.settle(a.result), await H.settle(b.result)];
       await sb.dispose();
@@ -308,6 +310,9 @@ LOCKDOWN_JS = """async () => {
   const code = [
     "import json",
     "g = vars(json)['__builtins__']['__import__']('js').globalThis",
+    // Pyodide's `js` is a proxy: its accessors throw "Illegal invocation". The real
+    // global is the value of its own globalThis property.
+    "g = g.Object.getOwnPropertyDescriptor(g, 'globalThis').value",
     "names = g.Object.getOwnPropertyNames",
     "proto = g.Object.getPrototypeOf",
     "def chain(o):",
@@ -399,6 +404,7 @@ js = reach("js")
 ffi = reach("pyodide.ffi")
 seen = []
 g = js.globalThis
+g = g.Object.getOwnPropertyDescriptor(g, "globalThis").value  # the real global
 original = g.onmessage
 def spy(event):
     try:
