@@ -93,12 +93,13 @@ def test_message_floods_are_cut_off_without_freezing_the_page_or_other_runtimes(
       const rt = await M.MontyRuntime.create({ limits });
       const out = { attacks: {} };
       const heap = () => performance.memory?.usedJSHeapSize ?? null;
-      // The anchor, same page, same run: what replacing a worker costs the page (here
-      // one that closed itself), which cutting a runtime off includes.
+      // The anchor, same page, same run: what cutting a runtime off costs the page for
+      // the smallest violation (one 16-byte bogus message): terminating the worker and
+      // starting a fresh one. The attacks must cost about that, whatever their size.
       await H.run(rt, "1");
       const replaced = await gapWhile(() => H.run(rt,
-        "import json\\ng = vars(json)['__builtins__']['__import__']('js').globalThis\\n" +
-        "g.Object.getOwnPropertyDescriptor(g, 'globalThis').value.close()\\nimport time\\ntime.sleep(2)"));
+        "import json\\nvars(json)['__builtins__']['__import__']('js').postMessage('{\\"type\\":\\"bogus\\"}')\\n" +
+        "import time\\ntime.sleep(2)"));
       out.anchor = replaced.maxGap;
       out.anchorCrashed = !replaced.value.ok && replaced.value.error.isWorkerCrashed;
       await H.run(rt, "1");
@@ -127,17 +128,17 @@ def test_message_floods_are_cut_off_without_freezing_the_page_or_other_runtimes(
     anchor = out["anchor"]
     for kind, attack in out["attacks"].items():
         print(f"{kind}: longest page freeze {attack['gap']:.0f} ms "
-              f"(replacing a worker, same run: {anchor:.0f} ms)")
+              f"(cutting off a worker for one 16-byte bogus message, same run: {anchor:.0f} ms)")
         error = attack["error"]
         assert error is not None and error["isWorkerCrashed"], (kind, attack)
         assert "cut off" in error["message"], (kind, error)
         assert attack["events"] < 5000, (kind, attack["events"])
         assert attack["after"] == {"value": 2, "sessionLost": True}, (kind, attack)
         assert attack["other"] == "genuine", (kind, attack)
-        # Bounded freeze: about what replacing the worker costs anyway, not the size of
-        # the attack (tens of seconds, or the tab killed, before), with room for a
-        # loaded machine.
-        assert attack["gap"] < 3 * anchor + 300, (kind, attack["gap"], anchor)
+        # Bounded freeze: about what cutting off for the smallest violation costs, not the
+        # size of the attack (tens of seconds, or the tab killed, before), with room for
+        # a loaded machine.
+        assert attack["gap"] < max(3 * anchor, anchor + 600), (kind, attack["gap"], anchor)
     if out["heapGrowth"] is not None:  # Chromium reports the page's heap
         print(f"page heap after all attacks: {out['heapGrowth'] / 2**20:+.0f} MiB")
         assert out["heapGrowth"] < 200 * 2**20, out["heapGrowth"]
@@ -179,8 +180,10 @@ def test_a_poisoned_control_buffer_never_makes_interrupt_or_execute_throw(hpage:
       await new Promise((r) => setTimeout(r, 1500));
       const t0 = performance.now();
       out.interruptThrew = H.throws(() => rt.interrupt());
-      out.executeThrew = H.throws(() => rt.execute("1").result.catch(() => {}));
+      let next = null;
+      out.executeThrew = H.throws(() => { next = rt.execute("1").result; });
       out.result = await H.settle(h.result);
+      out.next = await H.settle(next); // refused as busy, or run on the fresh worker
       out.settleMs = performance.now() - t0;
       out.after = await H.run(rt, "40 + 2");
       await rt.dispose();
@@ -349,7 +352,8 @@ def test_lockdown_leaves_exactly_the_allow_list_reachable(hpage: Any) -> None:
     own = set(env["kept"]["global"]) | set(env["constants"]) | {"constructor"}
     assert set(scope) - allowed <= own, sorted(set(scope) - allowed - own)
     assert set(scope) == set(env["remaining"]["global"]), sorted(set(scope) ^ set(env["remaining"]["global"]))
-    assert set(nav) <= set(env["allowed"]["navigator"]), sorted(set(nav) - set(env["allowed"]["navigator"]))
+    nav_allowed = set(env["allowed"]["navigator"]) | {"constructor"}
+    assert set(nav) <= nav_allowed, sorted(set(nav) - nav_allowed)
     assert env["failed"] == []
 
 
