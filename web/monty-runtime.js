@@ -42,8 +42,8 @@ import { serveBootFetches } from "./boot-fetch.js";
 import { decode, dumps, encode } from "./codec.js";
 import {
   BUSY_MESSAGE, ControlChannel, DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_MS, GATE_CHARS, Gate,
-  MAX_BATCH, MAX_LOG_CHARS, NODE_CHARS, ProtocolLog, Supervisor, checkWorkerMessage, countNodes, locksAvailable,
-  messageLimitFor, newLockName, nodeLimitFor, parseWorkerData, watchLock,
+  MAX_BATCH, MAX_LOG_CHARS, NODE_CHARS, ProtocolLog, Supervisor, checkWorkerMessage, countNodes,
+  locksAvailable, messageLimitFor, newLockName, nodeLimitFor, parseWorkerData, watchLock,
 } from "./control.js";
 import { checkCall } from "./schema.js";
 import { CONTROL, PROTOCOL_VERSION, SYNC_BUFFER } from "./protocol.js";
@@ -1162,7 +1162,7 @@ function arrange(names, args, kwargs) {
  *   without a sign of life while an execution is pending (0: off; default 0 with the
  *   lock watch, else 5000 when cross-origin isolated, else 0)
  * @property {number} [maxMessageBytes] largest worker message accepted (characters of
- *   JSON text; default from the limits, at least 16 MiB); larger ones are refused
+ *   JSON text; default from the limits, at least 1 MiB); a larger one cuts the worker off
  */
 
 const SNAPSHOT_MODES = [true, false, "memory"];
