@@ -404,7 +404,7 @@ def test_each_hostile_worker_message_cuts_the_worker_off(rpage: Any) -> None:
       for (const line of lines) {
         await rt.execute("kept = 5").result;
         const code = prelude.replace("REQUEST_ID", String(rt._nextId)) + line +
-          "\nimport time\ntime.sleep(1)\n'survived'";
+          "\\nimport time\\ntime.sleep(1)\\n'survived'";
         const h = rt.execute(code);
         const events = [];
         const pump = (async () => { for await (const ev of h.events) events.push(ev); })();

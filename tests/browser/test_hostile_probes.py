@@ -183,8 +183,8 @@ def test_a_poisoned_control_buffer_never_makes_interrupt_or_execute_throw(hpage:
       let next = null;
       out.executeThrew = H.throws(() => { next = rt.execute("1").result; });
       out.result = await H.settle(h.result);
-      out.next = await H.settle(next); // refused as busy, or run on the fresh worker
       out.settleMs = performance.now() - t0;
+      out.next = await H.settle(next); // refused as busy, or run on the fresh worker
       out.after = await H.run(rt, "40 + 2");
       await rt.dispose();
       const sb = await M.MontyRuntime.create({ sandbox: true, poolSize: 2, limits: { grace: 0.5 } });
