@@ -929,7 +929,10 @@ class WorkerHost {
         this._hostCall(msg);
         return;
       case "ready":
-        if (this.state !== "booting") return;
+        if (this.state !== "booting") {
+          this._protocol("a ready message after the boot");
+          return;
+        }
         this._bootFetch?.close(); // the worker runs code from now on: it gets nothing more
         if (msg.version !== PROTOCOL_VERSION) {
           this._bootFailed(new BootError(
@@ -945,9 +948,17 @@ class WorkerHost {
         this._bootResolve(this.info);
         return;
       case "snapshot":
+        if (this.state !== "booting") {
+          this._protocol("a snapshot message after the boot");
+          return;
+        }
         offerSnapshot(this._plan, msg);
         return;
       case "boot_error":
+        if (this.state !== "booting") {
+          this._protocol("a boot_error message after the boot");
+          return;
+        }
         this._bootFailed(new BootError(`boot step "${msg.step}" failed: ${msg.message}`, String(msg.step)));
         return;
       case "log": {
