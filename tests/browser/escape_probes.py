@@ -472,7 +472,6 @@ PAGE_JS = """async ({ forge, own, publish, read, token }) => {
     functions: { probe_counter: (...args) => { hits.n++; hits.args.push(args); return 1; } },
   });
   const other = await M.MontyRuntime.create();
-  const infoBefore = JSON.stringify(rt.info);
   try {
     const pendingOther = other.execute("import asyncio\\nawait asyncio.sleep(10)\\n'genuine'");
     out.forged = {};
@@ -487,7 +486,8 @@ PAGE_JS = """async ({ forge, own, publish, read, token }) => {
     out.hits = hits.n;
     out.polluted = [Object.prototype.polluted, ({}).polluted, Array.prototype.polluted,
                     Object.prototype.type, Object.prototype.id].map((v) => v === undefined ? null : String(v));
-    out.infoUnchanged = JSON.stringify(rt.info) === infoBefore;
+    // (The info is a fresh worker's after a cut-off; the forged `ready` never lands.)
+    out.infoForged = rt.info?.env?.forged !== undefined || JSON.stringify(rt.info) === "null";
     out.own = await H.run(rt, own);
     await new Promise((r) => setTimeout(r, 300));
     out.afterOwn = await H.run(rt, "2 + 2");
@@ -538,7 +538,7 @@ def run_page_probes(page: Any, evaluate: Any) -> tuple[Column, dict[str, Any]]:
 
     judge(PAGE_PROBES[0], cut_off("unknown") and cut_off("others") and not forged_events
           and still_works, f"forged events seen: {len(forged_events)}")
-    judge(PAGE_PROBES[1], out["infoUnchanged"] and cut_off("lifecycle"), "rt.info unchanged")
+    judge(PAGE_PROBES[1], not out["infoForged"] and cut_off("lifecycle"), "rt.info not forged")
     judge(PAGE_PROBES[2], out["hits"] == 0 and cut_off("names"), f"host function calls: {out['hits']}")
     judge(PAGE_PROBES[3], out["hits"] == 0 and cut_off("execution"), f"host function calls: {out['hits']}")
     judge(PAGE_PROBES[4], unpolluted and cut_off("raw"), f"prototypes: {out['polluted']}")
