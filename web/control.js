@@ -60,28 +60,62 @@ export class ControlChannel {
     /** Sent to the worker in `init` / `configure` (controlBuffer). */
     this.buffer = new SharedArrayBuffer(CONTROL.BYTES);
     this._i32 = new Int32Array(this.buffer);
+    // The page's own count of the entries it wrote: the WRITE word is only a copy for
+    // the worker, never read back as the truth (executed code can write any word).
+    this._written = 0;
+    /** Why the buffer is no longer trusted (the worker wrote what only the page may
+     * write), or null. Once set, no request is sent through it. @type {string | null} */
+    this.poisoned = null;
+    /** Called once when the buffer is found poisoned (the host takes the hard path). */
+    this.onPoisoned = null;
   }
 
   /**
-   * Queue a request for the worker's signal handler and signal it.
+   * Queue a request for the worker's signal handler and signal it. Never throws: every
+   * word read from the shared buffer is range-checked, and a buffer the worker wrote
+   * nonsense into is reported through `onPoisoned` (the request is not sent).
    * @param {number} kind CONTROL.INTERRUPT or TIMEOUT
    * @param {number} id the page's request id
-   * @returns {boolean} false when the ring is full (the request is not sent)
+   * @returns {boolean} false when the request was not sent (ring full, bad id, poisoned)
    */
   request(kind, id) {
+    if (!Number.isInteger(id) || id > 0x7fffffff || id < -0x80000000 || !this.check()) return false;
     const i32 = this._i32;
-    const end = Atomics.load(i32, CONTROL.WRITE);
-    if (end - Atomics.load(i32, CONTROL.READ) >= CONTROL.SLOTS || !Number.isInteger(id) ||
-        id > 0x7fffffff || id < -0x80000000) {
+    const written = this._written;
+    if (written - Atomics.load(i32, CONTROL.READ) >= CONTROL.SLOTS || written >= 0x7fffffff) {
       this.signal();
       return false;
     }
-    const slot = CONTROL.RING + 2 * (end % CONTROL.SLOTS);
+    const slot = CONTROL.RING + 2 * (written % CONTROL.SLOTS); // from the page's own count
     Atomics.store(i32, slot, kind);
     Atomics.store(i32, slot + 1, id);
-    Atomics.store(i32, CONTROL.WRITE, end + 1);
+    this._written = written + 1;
+    Atomics.store(i32, CONTROL.WRITE, written + 1);
     this.signal();
     return true;
+  }
+
+  /**
+   * True while the words the worker may not write hold what the page wrote: WRITE is
+   * the page's own count and READ lies within one ring of it. Else the buffer is
+   * poisoned (reported once through `onPoisoned`) and false.
+   */
+  check() {
+    if (this.poisoned !== null) return false;
+    const i32 = this._i32;
+    const write = Atomics.load(i32, CONTROL.WRITE);
+    const read = Atomics.load(i32, CONTROL.READ);
+    let problem = null;
+    if (write !== this._written) problem = `its WRITE word says ${write}, the page wrote ${this._written}`;
+    else if (!(read <= write && write - read <= CONTROL.SLOTS)) {
+      problem = `its READ word ${read} is outside the ring (0..${CONTROL.SLOTS} behind ${write})`;
+    }
+    if (problem === null) return true;
+    this.poisoned = `the worker wrote into its control buffer what only the page may write: ${problem}`;
+    const report = this.onPoisoned;
+    this.onPoisoned = null;
+    if (typeof report === "function") queueMicrotask(() => report(this.poisoned));
+    return false;
   }
 
   /** Make the worker's Python run its handler (a tick when nothing is queued). */
@@ -138,16 +172,148 @@ const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v)
 const isId = (v) => (typeof v === "number" && Number.isSafeInteger(v)) || typeof v === "string";
 const hasProto = (v) => Object.hasOwn(v, "__proto__");
 
+/** Smallest per-message limit (characters of JSON text), whatever the limits. */
+export const MIN_MESSAGE_CHARS = 2 ** 20;
+/** What a worker may send while no execution of it is in flight (logs, pongs), and the
+ * slack of each execution's budget (characters). */
+export const IDLE_CHARS = 2 ** 20;
+/** Extra budget for each host call the page serves (its call events and answer). */
+export const HOST_CALL_CHARS = 4096;
+/** Events other than `print` one execution may send, besides its host calls' ... */
+export const EVENTS_PER_EXECUTION = 4096;
+/** ... and for each host call the page served (call_started, call_finished). */
+export const EVENTS_PER_HOST_CALL = 2;
+
 /**
  * Default size limit of one worker message (characters of JSON text) for a runtime
  * with these limits: a result carries its stdout twice (the final event and the
- * result) JSON-escaped, plus the value.
+ * result) JSON-escaped, plus the value. Checked before the text is parsed.
  * @param {{max_output_bytes?: number, max_result_bytes?: number} | null} limits
  */
 export function messageLimitFor(limits) {
   const out = limits?.max_output_bytes ?? 10_000_000;
   const res = limits?.max_result_bytes ?? 10_000_000;
-  return Math.max(16 * 2 ** 20, 12 * out + 2 * res + 2 ** 20);
+  return Math.max(MIN_MESSAGE_CHARS, 12 * out + 2 * res + 2 ** 20);
+}
+
+/**
+ * What one execution may cost the page in total (characters of worker messages, each
+ * parsed value charged NODE_CHARS more): its printed text (up to 6 characters of JSON
+ * per byte of output), its result message, and slack. Host calls the page serves add
+ * HOST_CALL_CHARS each. A worker that sends more is cut off.
+ * @param {{max_output_bytes?: number, max_result_bytes?: number} | null} limits
+ */
+export function executionBudgetFor(limits) {
+  const out = limits?.max_output_bytes ?? 10_000_000;
+  return 6 * out + messageLimitFor(limits) + NODE_CHARS * nodeLimitFor(limits) + IDLE_CHARS;
+}
+
+/** Most messages in one batch (an honest worker batches a few: print segments, an
+ * event with its host_call, the final event with the result). */
+export const MAX_BATCH = 16;
+/** Messages longer than this (characters) are parsed off the main thread (gate.js). */
+export const GATE_CHARS = 64 * 1024;
+/** The page's memory for one parsed value (an object, array, string or number) beyond
+ * its text, in characters charged to the budget. */
+export const NODE_CHARS = 8;
+
+/**
+ * Most values (objects, arrays, strings, numbers...) one worker message may hold: the
+ * result value twice (the final event and the result) plus slack. Counted before the
+ * message is handed to the page's code; checked off the main thread for large messages.
+ * @param {{max_result_bytes?: number} | null} limits
+ */
+export function nodeLimitFor(limits) {
+  return (limits?.max_result_bytes ?? 10_000_000) + 65_536;
+}
+
+/** Values in `value`, counting stops past `max` (same as gate.js). */
+export function countNodes(value, max) {
+  let n = 0;
+  const stack = [value];
+  while (stack.length) {
+    const v = stack.pop();
+    n++;
+    if (n > max) return n;
+    if (v !== null && typeof v === "object") {
+      if (Array.isArray(v)) for (let i = 0; i < v.length; i++) stack.push(v[i]);
+      else for (const k in v) stack.push(v[k]);
+    }
+  }
+  return n;
+}
+
+/**
+ * The gate of one runtime's worker: a small worker (gate.js) that parses its large
+ * messages off the main thread and refuses those holding more values than allowed.
+ * Falls back to parsing on the main thread where no worker can be started.
+ */
+export class Gate {
+  constructor() {
+    this._worker = null;
+    this._next = 1;
+    this._waiting = new Map();
+    this._broken = false;
+  }
+
+  /**
+   * Parse `text`: resolves to `{message, nodes}` or `{problem}`.
+   * @param {string} text
+   * @param {number} maxNodes
+   * @returns {Promise<{message?: any, nodes?: number, problem?: string}>}
+   */
+  parse(text, maxNodes) {
+    const worker = this._start();
+    if (worker === null) {
+      try {
+        const message = JSON.parse(text);
+        const nodes = countNodes(message, maxNodes);
+        return Promise.resolve(nodes > maxNodes
+          ? { problem: `a worker message of ${text.length} characters holds more than ${maxNodes} values` }
+          : { message, nodes });
+      } catch {
+        return Promise.resolve({ problem: "a worker message is not valid JSON" });
+      }
+    }
+    const id = this._next++;
+    return new Promise((resolve) => {
+      this._waiting.set(id, resolve);
+      worker.postMessage({ id, text, maxNodes });
+    });
+  }
+
+  _start() {
+    if (this._worker !== null || this._broken) return this._worker;
+    try {
+      const worker = new Worker(new URL("./gate.js", import.meta.url), { type: "module", name: "monty-gate" });
+      worker.onmessage = (event) => {
+        const resolve = this._waiting.get(event.data?.id);
+        this._waiting.delete(event.data?.id);
+        resolve?.(event.data);
+      };
+      worker.onerror = (event) => {
+        event.preventDefault?.();
+        this._fail("the message gate failed");
+      };
+      this._worker = worker;
+    } catch {
+      this._broken = true;
+    }
+    return this._worker;
+  }
+
+  _fail(problem) {
+    for (const resolve of this._waiting.values()) resolve({ problem });
+    this._waiting.clear();
+  }
+
+  /** Stop the gate (the runtime's worker is gone); pending parses resolve as refused. */
+  close() {
+    this._worker?.terminate();
+    this._worker = null;
+    this._broken = true;
+    this._fail("the worker is gone");
+  }
 }
 
 /**
@@ -275,11 +441,58 @@ export class Supervisor {
     this._beat = -1;
     this._pingAt = 0;
     this._timer = null;
+    // The page's cost budget for this worker's messages (characters): IDLE_CHARS, plus
+    // each posted execution's budget while executions are in flight.
+    this.allowance = IDLE_CHARS;
+    this.spent = 0;
+    this.eventAllowance = 0;
+    this.events = 0;
   }
 
   /** Any message from the worker is a sign of life. */
   heard() {
     this.lastSign = performance.now();
+  }
+
+  /**
+   * Charge `chars` to the worker's budget. Returns what is wrong when it is over
+   * (the caller cuts the worker off), else null.
+   * @param {number} chars
+   * @returns {string | null}
+   */
+  charge(chars) {
+    this.spent += chars;
+    if (this.spent <= this.allowance) return null;
+    return `the worker sent ${this.spent} characters of messages, over the ${this.allowance} ` +
+      "its executions' limits allow (max_output_bytes, max_result_bytes)";
+  }
+
+  /**
+   * Count one event other than `print` (those are bounded by their text). Returns what
+   * is wrong when there are more than the executions in flight allow, else null.
+   * @returns {string | null}
+   */
+  event() {
+    this.events++;
+    if (this.events <= this.eventAllowance) return null;
+    return `the worker sent more than ${this.eventAllowance} events that are not print events ` +
+      `(${EVENTS_PER_EXECUTION} per execution and ${EVENTS_PER_HOST_CALL} per host call it made)`;
+  }
+
+  /** A host call was served: its events and answer are the app's own work. */
+  served(chars) {
+    this.allowance += chars + HOST_CALL_CHARS;
+    this.eventAllowance += EVENTS_PER_HOST_CALL;
+  }
+
+  /** Nothing is in flight any more: the next execution starts a fresh budget. */
+  settled() {
+    if (this.host.pending.size === 0) {
+      this.allowance = IDLE_CHARS;
+      this.spent = 0;
+      this.eventAllowance = 0;
+      this.events = 0;
+    }
   }
 
   /**
@@ -290,6 +503,8 @@ export class Supervisor {
    */
   posted(handle, limits) {
     handle._postedAt = performance.now();
+    this.allowance += executionBudgetFor(limits);
+    this.eventAllowance += EVENTS_PER_EXECUTION;
     const timeout = limits?.timeout;
     if (typeof timeout === "number" && timeout > 0) {
       const grace = typeof limits.grace === "number" ? limits.grace : DEFAULT_GRACE_S;
@@ -354,7 +569,7 @@ export class Supervisor {
       return;
     }
     const now = performance.now();
-    if (host.control !== null) {
+    if (host.control !== null && host.control.check()) {
       host.control.signal(); // flushes held print text; the handler bumps the beat
       const beat = host.control.beat;
       if (beat !== this._beat) {

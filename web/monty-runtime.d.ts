@@ -136,9 +136,10 @@ export interface CreateOptions {
   heartbeatTimeoutMs?: number;
   /**
    * Largest worker message accepted, in characters of JSON text (default from the
-   * limits: 12 x maxOutputBytes + 2 x maxResultBytes + 1 MiB, at least 16 MiB). Larger
-   * messages, like any malformed one, are refused and logged (console.warn, rate
-   * limited); the calls in flight are not affected.
+   * limits: 12 x maxOutputBytes + 2 x maxResultBytes + 1 MiB, at least 1 MiB). A larger
+   * message, like any malformed one, cuts the worker off: it is terminated, its calls
+   * in flight reject with WorkerCrashed and a shared runtime continues on a fresh
+   * worker (sessionLost). See docs/hostile.md for the per-execution budget.
    */
   maxMessageBytes?: number;
   /**

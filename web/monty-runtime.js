@@ -27,8 +27,12 @@
  * rejects its pending calls with WorkerCrashed and is replaced.
  *
  * The page trusts no message from a worker: JSON text within a size limit, known
- * message types and field types, request and call ids it issued, and registered
- * function names only; anything else is refused and logged.
+ * message types and field types, request and call ids it issued, registered function
+ * names only, arguments that pass the function's schema, and no more characters per
+ * execution than its limits allow. A worker that breaks any of these is cut off
+ * (terminated: its pending results reject with WorkerCrashed, and a shared runtime
+ * continues on a fresh worker with `sessionLost`). Nothing read from shared memory is
+ * trusted either (control.js, the sync host-call buffer).
  * ES module, no bundler needed.
  * @module monty-runtime
  */
@@ -36,10 +40,11 @@
 import { serveBootFetches } from "./boot-fetch.js";
 import { decode, dumps, encode } from "./codec.js";
 import {
-  BUSY_MESSAGE, ControlChannel, DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_MS, MAX_LOG_CHARS, ProtocolLog,
-  Supervisor, checkWorkerMessage, locksAvailable, messageLimitFor, newLockName, parseWorkerData,
-  watchLock,
+  BUSY_MESSAGE, ControlChannel, DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_MS, GATE_CHARS, Gate,
+  MAX_BATCH, MAX_LOG_CHARS, NODE_CHARS, ProtocolLog, Supervisor, checkWorkerMessage, countNodes,
+  locksAvailable, messageLimitFor, newLockName, nodeLimitFor, parseWorkerData, watchLock,
 } from "./control.js";
+import { checkCall } from "./schema.js";
 import { PROTOCOL_VERSION, SYNC_BUFFER } from "./protocol.js";
 import { PYODIDE_DIR, RUNTIME_DIR } from "./layout.js";
 import { NOT_ISOLATED_WARNING, diagnoseWorkerScript, httpFailure } from "./hints.js";
@@ -290,7 +295,7 @@ function inferParameters(fn) {
 }
 
 function normalizeFunctions(functions) {
-  /** @type {Map<string, {fn: Function, names: string[] | null}>} */
+  /** @type {Map<string, {fn: Function, names: string[] | null, parameters: object | null}>} */
   const table = new Map();
   const schemas = [];
   if (functions == null) return { table, schemas };
@@ -313,7 +318,7 @@ function normalizeFunctions(functions) {
     }
     const description = typeof entry === "function" ? "" : String(entry.description ?? "");
     const names = parameters === null ? null : Object.keys(parameters.properties ?? {});
-    table.set(name, { fn, names });
+    table.set(name, { fn, names, parameters });
     schemas.push({ name, description, parameters });
   }
   for (const ns of spaces) {
@@ -557,6 +562,11 @@ class WorkerHost {
     // refusal of malformed worker messages.
     const opts = runtime._options;
     this.control = ControlChannel.available ? new ControlChannel() : null;
+    if (this.control !== null) this.control.onPoisoned = (why) => this._died(why);
+    this._syncWrites = 0; // answers queued for the sync buffer, not yet written
+    this._inbox = []; // messages waiting behind a large one being parsed by the gate
+    this._gate = null; // control.js Gate, started at the first large message
+    this._refunded = false; // the message being dispatched paid for a host call already
     this.lockName = opts.lockWatch && locksAvailable() ? newLockName() : null;
     this._unwatch = null;
     this.supervisor = new Supervisor(this, { heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 0 });
@@ -725,6 +735,7 @@ class WorkerHost {
     clearTimeout(this._bootTimer);
     this.worker?.terminate();
     this.supervisor.stop();
+    this._gate?.close();
     this._bootReject(error);
     for (const handle of this.pending.values()) handle._finish(null, error);
     this.pending.clear();
@@ -869,7 +880,7 @@ class WorkerHost {
       if (call.sync && targets.has(call.execution)) {
         this.calls.delete(callId);
         targets.delete(call.execution);
-        this._writeSync('{"interrupt":true}');
+        this._writeSync(JSON.stringify({ interrupt: true, id: callId }));
       }
     }
     for (const target of targets) if (this.pending.has(target)) this.interruptedSync.add(target);
@@ -881,6 +892,8 @@ class WorkerHost {
     const booting = this.state === "booting";
     this.state = "dead";
     this.supervisor.stop();
+    this._gate?.close();
+    this._inbox.length = 0;
     this._unwatch?.();
     this._bootFetch?.close();
     clearTimeout(this._bootTimer);
@@ -907,22 +920,93 @@ class WorkerHost {
   }
 
   _onMessage(data) {
-    // JSON text: one message, or an array of messages (a batch), within a size limit.
+    // JSON text: one message, or an array of messages (a batch), within a size limit
+    // and the budget of the executions in flight, both checked before it is parsed;
+    // a large one is parsed off the main thread first (control.js Gate). Messages are
+    // handled in order. Any violation cuts the worker off at once (never item by item).
     this.supervisor.heard();
-    const parsed = parseWorkerData(data, this.maxMessageChars);
-    if ("problem" in parsed) {
-      this._protocol(parsed.problem);
-      return;
-    }
-    const msg = parsed.message;
-    if (Array.isArray(msg)) {
-      for (const item of msg) {
-        if (this.state === "dead") return;
-        this._dispatch(item);
+    if (this.state === "dead") return;
+    const chars = typeof data === "string" ? data.length : 0;
+    if (this.state === "ready") {
+      const over = this.supervisor.charge(chars);
+      if (over !== null) {
+        this._protocol(over);
+        return;
       }
+    }
+    if (chars > this.maxMessageChars) {
+      this._protocol(`a worker message of ${chars} characters is over the limit of ${this.maxMessageChars}`);
       return;
     }
-    this._dispatch(msg);
+    if (this._inbox.length > 0 || chars > GATE_CHARS) {
+      this._inbox.push(data);
+      if (this._inbox.length === 1) this._drainInbox();
+      return;
+    }
+    this._take(data, null);
+  }
+
+  /** Handle the queued messages in order, the large ones parsed by the gate. */
+  async _drainInbox() {
+    const inbox = this._inbox;
+    while (inbox.length > 0 && this.state !== "dead") {
+      const data = inbox[0];
+      let parsed = null;
+      if (typeof data === "string" && data.length > GATE_CHARS) {
+        this._gate ??= new Gate();
+        parsed = await this._gate.parse(data, this._maxNodes());
+        if (this.state === "dead") break;
+      }
+      inbox.shift();
+      this._take(data, parsed);
+    }
+    inbox.length = 0;
+  }
+
+  /** Most values one message may hold (the limits of the executions in flight). */
+  _maxNodes() {
+    let most = nodeLimitFor(this.runtime._options.limits);
+    for (const handle of this.pending.values()) most = Math.max(most, nodeLimitFor(handle._limits));
+    return most;
+  }
+
+  _take(data, gated) {
+    let msg;
+    let nodes;
+    if (gated !== null) {
+      if (gated.problem !== undefined) {
+        this._protocol(gated.problem);
+        return;
+      }
+      msg = gated.message;
+      nodes = gated.nodes;
+    } else {
+      const parsed = parseWorkerData(data, this.maxMessageChars);
+      if (parsed.problem !== undefined) {
+        this._protocol(parsed.problem);
+        return;
+      }
+      msg = parsed.message;
+      nodes = typeof data === "string" ? countNodes(msg, Infinity) : 1;
+    }
+    if (this.state === "ready") {
+      const over = this.supervisor.charge(NODE_CHARS * nodes);
+      if (over !== null) {
+        this._protocol(over);
+        return;
+      }
+    }
+    if (Array.isArray(msg) && msg.length > MAX_BATCH) {
+      this._protocol(`a batch of ${msg.length} messages (at most ${MAX_BATCH})`);
+      return;
+    }
+    this._messageChars = (typeof data === "string" ? data.length : 0) + NODE_CHARS * nodes;
+    this._refunded = false;
+    const items = Array.isArray(msg) ? msg : [msg];
+    for (const item of items) {
+      if (this.state === "dead") return;
+      this._dispatch(item);
+    }
   }
 
   _dispatch(msg) {
@@ -938,6 +1022,13 @@ class WorkerHost {
           this._protocol(`event for request ${JSON.stringify(msg.id).slice(0, 40)}, which is not in flight`);
           return;
         }
+        if (msg.event.type !== "print") {
+          const over = this.supervisor.event();
+          if (over !== null) {
+            this._protocol(over);
+            return;
+          }
+        }
         handle._event(msg.event);
         this.runtime._broadcast(msg.event);
         return;
@@ -951,6 +1042,7 @@ class WorkerHost {
         this.pending.delete(msg.id);
         this.interruptedSync.delete(msg.id);
         this._result(handle, msg);
+        this.supervisor.settled();
         return;
       }
       case "rejected": {
@@ -969,13 +1061,17 @@ class WorkerHost {
         this.pending.delete(msg.id);
         this.interruptedSync.delete(msg.id);
         handle._finish(null, errorFromWorker(msg.error));
+        this.supervisor.settled();
         return;
       }
       case "host_call":
         this._hostCall(msg);
         return;
       case "ready":
-        if (this.state !== "booting") return;
+        if (this.state !== "booting") {
+          this._protocol("a ready message after the boot");
+          return;
+        }
         this._bootFetch?.close(); // the worker runs code from now on: it gets nothing more
         if (msg.version !== PROTOCOL_VERSION) {
           this._bootFailed(new BootError(
@@ -991,9 +1087,17 @@ class WorkerHost {
         this._bootResolve(this.info);
         return;
       case "snapshot":
+        if (this.state !== "booting") {
+          this._protocol("a snapshot message after the boot");
+          return;
+        }
         offerSnapshot(this._plan, msg);
         return;
       case "boot_error":
+        if (this.state !== "booting") {
+          this._protocol("a boot_error message after the boot");
+          return;
+        }
         this._bootFailed(new BootError(`boot step "${msg.step}" failed: ${msg.message}`, String(msg.step)));
         return;
       case "log": {
@@ -1011,10 +1115,36 @@ class WorkerHost {
     }
   }
 
-  /** A refused worker message: logged (rate-limited) and counted, never acted upon. */
+  /**
+   * A worker message broke the protocol or the budget: counted, logged once, and the
+   * worker is cut off (terminated; its pending results reject with WorkerCrashed; a
+   * shared runtime continues on a fresh worker, its next result says sessionLost).
+   */
   _protocol(problem) {
     this.runtime._protocolErrors++;
     this.protocolLog.warn(problem);
+    // Executions the worker never started did not run any of their code here: they
+    // run on a fresh worker instead of failing with the one that misbehaved.
+    const unstarted = [];
+    if (this.state === "ready") {
+      for (const handle of this.pending.values()) {
+        if (handle._execute && !handle._acked && handle._message !== null) unstarted.push(handle);
+      }
+      for (const handle of unstarted) this.pending.delete(handle.id);
+    }
+    this._died(`the worker broke the protocol and was cut off: ${String(problem).slice(0, 300)}`);
+    for (const handle of unstarted) {
+      if (handle._settled) continue;
+      if (this.runtime._disposed || ++handle._moves > MAX_MOVES) {
+        handle._finish(null, new WorkerCrashed(`the execution could not be started: the worker broke the protocol`));
+        continue;
+      }
+      for (const timer of handle._timers) clearTimeout(timer);
+      handle._timers.length = 0;
+      if (handle._ackTimer !== null) clearTimeout(handle._ackTimer);
+      handle._ackTimer = null;
+      this.runtime._pick().send(handle, handle._message);
+    }
   }
 
   /** The worker is ready: watch its life lock, pick the heartbeat default. */
@@ -1069,43 +1199,44 @@ class WorkerHost {
       if (this.state === "dead" || !this.calls.has(id)) return;
       this.calls.delete(id);
       answer.type = "host_result";
-      answer.id = id;
+      answer.id = id; // sync answers too: the worker drops one that is not for its call
       if (sync) this._writeSync(JSON.stringify(answer));
       else this.worker.postMessage(answer);
     };
-    if (typeof id !== "number" || this.calls.has(id)) {
-      this._protocol(`host_call with a bad or duplicate id ${JSON.stringify(id)}`);
+    // An honest worker asks only for registered functions, for an execution in flight,
+    // with a fresh call id, and blocks on at most one synchronous call at a time.
+    const entry = typeof name === "string" ? this.runtime._functions.get(name) : undefined;
+    let problem = null;
+    if (typeof id !== "number" || this.calls.has(id)) problem = `host_call with a bad or duplicate id ${JSON.stringify(id)}`;
+    else if (sync && this.syncBuffer === null) problem = "synchronous host_call without a shared buffer";
+    else if (sync && (this.syncCallPending() || this._syncWrites > 0)) {
+      problem = "a second synchronous host_call while one is still being answered";
+    } else if (entry === undefined) problem = `host_call to unknown host function ${String(name).slice(0, 80)}`;
+    else if (!this.pending.has(msg.execution)) {
+      problem = `host_call for request ${JSON.stringify(msg.execution).slice(0, 40)}, which is not in flight`;
+    }
+    if (problem !== null) {
+      this._protocol(problem);
       return;
     }
-    if (sync && this.syncBuffer === null) {
-      this._protocol("synchronous host_call without a shared buffer");
-      return;
+    if (!this._refunded) {
+      this._refunded = true;
+      this.supervisor.served(this._messageChars ?? 0);
     }
     if (sync && this.interruptedSync.delete(msg.execution)) {
-      this._writeSync('{"interrupt":true}');
+      this._writeSync(JSON.stringify({ interrupt: true, id }));
       return;
     }
     this.calls.set(id, { execution: msg.execution, sync });
     this.pending.get(msg.execution)?._ack();
-    const entry = typeof name === "string" ? this.runtime._functions.get(name) : undefined;
-    if (!this.pending.has(msg.execution) || entry === undefined) {
-      reply({
-        ok: false,
-        error: {
-          type: "ProtocolError",
-          message: entry === undefined ? `unknown host function ${String(name).slice(0, 80)}` : "unknown execution",
-        },
-      });
-      return;
-    }
     let result;
     try {
       const args = decode(msg.args);
       const kwargs = decode(msg.kwargs);
-      if (!Array.isArray(args) || kwargs === null || typeof kwargs !== "object") {
-        throw new TypeError("malformed arguments");
-      }
-      result = entry.fn(...arrange(entry.names, args, kwargs));
+      // The worker checked them against the schema; the page checks again, by the same
+      // rule (schema.js), since executed code can post any host_call.
+      const named = checkCall(name, entry.parameters, args, kwargs);
+      result = entry.fn(...arrange(entry.names, args, named));
     } catch (err) {
       reply({ ok: false, error: errorInfo(err) });
       return;
@@ -1126,6 +1257,7 @@ class WorkerHost {
     const i32 = this._i32;
     const u8 = this._u8;
     const room = u8.length - SYNC_BUFFER.HEADER_BYTES;
+    this._syncWrites++;
     const write = async () => {
       let offset = 0;
       do {
@@ -1144,7 +1276,10 @@ class WorkerHost {
         Atomics.notify(i32, SYNC_BUFFER.STATE);
       } while (offset < bytes.length);
     };
-    this._syncChain = this._syncChain.then(write, write);
+    const done = () => {
+      this._syncWrites--;
+    };
+    this._syncChain = this._syncChain.then(write, write).then(done, done);
   }
 }
 
@@ -1213,7 +1348,7 @@ function keepWarm(opts) {
  *   without a sign of life while an execution is pending (0: off; default 0 with the
  *   lock watch, else 5000 when cross-origin isolated, else 0)
  * @property {number} [maxMessageBytes] largest worker message accepted (characters of
- *   JSON text; default from the limits, at least 16 MiB); larger ones are refused
+ *   JSON text; default from the limits, at least 1 MiB); a larger one cuts the worker off
  * @property {number} [ackTimeoutMs] an idle worker that has not started an execution
  *   this many ms after it was sent is replaced, and the execution runs on a fresh
  *   worker (`sessionLost`); default 2000, 0: off
@@ -1504,7 +1639,14 @@ export class MontyRuntime {
    * worker (globals gone).
    */
   interrupt() {
-    for (const host of this._hosts) host.interrupt();
+    for (const host of [...this._hosts]) {
+      try {
+        host.interrupt();
+      } catch (err) {
+        // never let one worker keep the others running: cut it off instead
+        host._died(`the worker could not be interrupted: ${err?.message ?? err}`);
+      }
+    }
   }
 
   /**

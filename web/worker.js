@@ -40,6 +40,9 @@ const { STATE, LENGTH, HEADER_BYTES, EMPTY, LAST } = SYNC_BUFFER;
 // installed before Pyodide loads. The runtime's cap is set at configure.
 installMemoryCap();
 const memory = { floor: 0, runtimeCap: null };
+// The global names the platform gave this worker, before the boot added Pyodide's own
+// (lockdown.js keeps those the boot added, and reports them).
+const PLATFORM_NAMES = new Set(Object.getOwnPropertyNames(globalThis));
 
 const phases = {};
 let state = "init"; // init -> booting [-> booted -> configuring] -> ready | failed | disposed
@@ -58,6 +61,8 @@ let importGuard = false; // Python refuses `import js` & co. to executed code (_
 /** @type {Int32Array | null} */
 let control = null; // Int32Array over the page's control buffer (cross-origin isolated only)
 let fatal = false; // Pyodide failed fatally: reported once, nothing enters Python again
+let running = 0; // executions in flight (told by Python: hooks.running)
+const codeTimers = new Map(); // timer id -> clear function, for timers Python code set
 
 // Messages to the page are JSON text: one message, or a JSON array of messages that
 // belong together (Python sends a run's last event and its result as one batch). Each
@@ -256,7 +261,48 @@ const hooks = {
   memoryCap: (bytes) => setMemoryCap(bytes ?? memory.runtimeCap),
   /** The Python platform: an execution's code stopped (memory-cap.js reserve). */
   memoryReserve: openReserve,
+  running: (n) => {
+    running = n;
+    if (n === 0) clearCodeTimers();
+  },
 };
+
+/**
+ * Timers set from Python (a PyProxy callback: `js.setTimeout(create_proxy(f), ms)`)
+ * live only while an execution is in flight: they are cleared when the worker has no
+ * execution left, and none can be set between executions. So a callback an execution
+ * left behind cannot keep running into later ones. Timers of JavaScript code (Pyodide's
+ * own scheduling) are untouched. Installed once, before lockdown.js seals the scope.
+ */
+function guardTimers(pyodide) {
+  const PyProxy = pyodide.ffi?.PyProxy;
+  const isPython = (fn) => typeof PyProxy === "function" && fn instanceof PyProxy;
+  const clear = { setTimeout: self.clearTimeout.bind(self), setInterval: self.clearInterval.bind(self) };
+  for (const name of ["setTimeout", "setInterval"]) {
+    const original = self[name].bind(self);
+    const guarded = function (callback, ...rest) {
+      if (!isPython(callback)) return original(callback, ...rest);
+      if (running === 0) return 0; // between executions: refused
+      const id = original(callback, ...rest);
+      codeTimers.set(id, clear[name]);
+      return id;
+    };
+    Object.defineProperty(self, name, { value: guarded, writable: false, configurable: false });
+  }
+  for (const name of ["clearTimeout", "clearInterval"]) {
+    const original = self[name].bind(self);
+    const guarded = (id) => {
+      codeTimers.delete(id);
+      original(id);
+    };
+    Object.defineProperty(self, name, { value: guarded, writable: false, configurable: false });
+  }
+}
+
+function clearCodeTimers() {
+  for (const [id, clear] of codeTimers) clear(id);
+  codeTimers.clear();
+}
 
 async function start(init) {
   let stepName = "init";
@@ -299,7 +345,7 @@ async function start(init) {
         boot: report,
         env: { crossOriginIsolated: self.crossOriginIsolated === true, pyodideVersion: pyodide.version },
       });
-      for (const msg of early.splice(0)) self.onmessage(/** @type {MessageEvent} */ ({ data: msg }));
+      for (const msg of early.splice(0)) onPageMessage({ data: msg });
       return;
     }
     stepName = "start";
@@ -363,8 +409,11 @@ async function configure(init) {
   // The boot is over: no more fetches through the page, and the network, storage
   // and cross-context APIs leave this global scope before any executed code runs.
   bootFetch?.close();
+  guardTimers(pyodide);
   const lock = await holdLock(init.lockName);
-  const locked = lockDownGlobals();
+  const locked = lockDownGlobals(self, {
+    kept: Object.getOwnPropertyNames(globalThis).filter((name) => !PLATFORM_NAMES.has(name)),
+  });
   if (locked.failed.length) log("warn", `lockdown: still reachable: ${locked.failed.join(", ")}`);
   state = "ready";
   post({
@@ -378,7 +427,14 @@ async function configure(init) {
         evalBlocked: policy.evalBlocked,
         connectBlocked: policy.connectBlocked,
       },
-      lockdown: { removed: locked.removed, failed: locked.failed },
+      lockdown: {
+        removed: locked.removed,
+        failed: locked.failed,
+        allowed: locked.allowed,
+        kept: locked.kept,
+        constants: locked.constants,
+        remaining: locked.remaining,
+      },
       importGuard,
       jspi,
       capabilities: capabilities(),
@@ -500,7 +556,11 @@ function dispatch(msg) {
   }
 }
 
-self.onmessage = (event) => {
+// The page's messages reach this listener only: it is registered first and stops the
+// event there, so a handler that executed code installs later (`self.onmessage = f`,
+// addEventListener) never sees a later execution's code or inputs.
+function onPageMessage(event) {
+  event.stopImmediatePropagation?.();
   const msg = event.data;
   if (state === "ready") {
     dispatch(msg);
@@ -530,6 +590,10 @@ self.onmessage = (event) => {
     const id = idOf(msg);
     if (id !== null) reject(id, state === "failed" ? "BootError" : "StateError", `worker is ${state}`);
   }
-};
+}
 
-self.onmessageerror = () => log("error", "a page message could not be deserialized");
+self.addEventListener("message", onPageMessage);
+self.addEventListener("messageerror", (event) => {
+  event.stopImmediatePropagation();
+  log("error", "a page message could not be deserialized");
+});

@@ -47,6 +47,7 @@ __all__ = [
     "FLUSH_SECONDS",
     "KIND_INTERRUPT",
     "KIND_TIMEOUT",
+    "MAX_BATCH",
     "SIGNUM",
     "Control",
     "PrintBatcher",
@@ -63,6 +64,9 @@ KIND_TIMEOUT = 3
 FLUSH_SECONDS = 0.016
 #: ... or when this many characters are held.
 FLUSH_CHARS = 65536
+
+#: Most messages in one batch (the page refuses a longer one: web/control.js MAX_BATCH).
+MAX_BATCH = 16
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 _clock = time.monotonic
@@ -115,7 +119,9 @@ class PrintBatcher:
             prefix + _dumps(Print(eid, stream, "".join(parts)).to_dict()) + "}"  # type: ignore[arg-type]
             for stream, parts in segments
         ]
-        self._post(texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]")
+        for start in range(0, len(texts), MAX_BATCH):
+            group = texts[start:start + MAX_BATCH]
+            self._post(group[0] if len(group) == 1 else "[" + ",".join(group) + "]")
 
     def close(self) -> None:
         self.flush()

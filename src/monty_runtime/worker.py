@@ -288,6 +288,13 @@ class PyodidePlatform:
             "kwargs": wire[1],
             "sync": sync,
         })
+        room = execution.limits.max_result_bytes + 1024
+        if len(text) > room:
+            # The page refuses (and cuts off) a message this large; the code gets an error.
+            raise ValueError(
+                f"the arguments of {fn.name}() are {len(text)} characters of JSON, over "
+                f"max_result_bytes={execution.limits.max_result_bytes}: pass less data"
+            )
         if req is not None and req.held is not None:
             text = "[" + req.held + "," + text + "]"
             req.held = None
@@ -364,13 +371,31 @@ class PyodidePlatform:
                 if req is not None:
                     req.calls.discard(call_id)
         else:
-            self._post_call(execution, fn, args, kwargs, True)
+            call_id = self._post_call(execution, fn, args, kwargs, True)
             self.blocking += 1
             try:
-                text = self.hooks.waitSync()
+                text = self._wait_sync(call_id)
             finally:
                 self.blocking -= 1
         return _unpack(execution, text)
+
+    def _wait_sync(self, call_id: int) -> Any:
+        """The answer for ``call_id`` from the shared buffer.  Every answer carries the
+        id of its call: one left there for another call (a ``host_call`` forged by
+        executed code, answered by the page but never read) is dropped, never taken
+        for this call's."""
+        while True:
+            text = self.hooks.waitSync()
+            if text is None:
+                return None
+            try:
+                answer = json.loads(str(text))
+            except ValueError:
+                continue
+            if isinstance(answer, dict) and answer.get("id") == call_id and (
+                type(answer.get("id")) is int
+            ):
+                return text
 
     def host_async(self, execution: Execution, fn: HostFunction, args: list[Any],
                    kwargs: dict[str, Any]) -> Awaitable[Any]:
@@ -550,6 +575,8 @@ class WorkerSession:
         # limits.memory per execution in flight, when a call has its own: worker.js
         # enforces the largest of them (the runtime's cap when there is none).
         self.memory_caps: dict[Any, int | None] = {}
+        #: Tasks that existed when the first of the executions in flight started.
+        self._tasks_before: set[asyncio.Task[Any]] | None = None
         self.disposed = False
         # Print batching per running request, and the control channel (signal handler
         # + shared ring; cross-origin isolated pages only): see _control.py.
@@ -610,7 +637,7 @@ class WorkerSession:
         prefix = '{"type":"event","id":' + _dumps(rid) + ',"event":'
         running = self.running
         sandbox = self.sandbox
-        last: list[str] = []  # the final event, sent together with the result
+        last: list[dict[str, Any]] = []  # the final event, sent together with the result
         outbox = PrintBatcher(post, prefix)
         outboxes = self.outboxes
 
@@ -629,7 +656,7 @@ class WorkerSession:
                 req.held = text  # leaves with its host_call (_post_call)
                 return
             if isinstance(event, RunFinished | RunError):
-                last.append(text)  # the result follows at once
+                last.append(event.to_dict())  # the result follows at once
             else:
                 post(text)
 
@@ -637,6 +664,7 @@ class WorkerSession:
             self._memory_cap(rid, None, ended=True)
             if running.get(rid) is bridge:
                 del running[rid]
+                self._running_changed()
             if outboxes.get(rid) is outbox:
                 del outboxes[rid]
             outbox.close()
@@ -648,12 +676,20 @@ class WorkerSession:
             message = result.to_dict()
             message["type"] = "result"
             message["id"] = rid
-            text = _encode_message(message)
-            post("[" + ",".join([*last, text]) + "]" if last else text)
+            limit = _message_limit(call_limits)
+            texts = [prefix + _dumps(ev) + "}" for ev in last] + [_encode_message(message)]
+            if sum(map(len, texts)) > limit:
+                # A huge exception message or traceback: shortened, so that the page
+                # (which cuts off a worker over its limits) gets the result.
+                for d in [*last, message]:
+                    _shorten_error(d)
+                texts = [prefix + _dumps(ev) + "}" for ev in last] + [_encode_message(message)]
+            post("[" + ",".join(texts) + "]" if len(texts) > 1 else texts[0])
             last.clear()
 
         running[rid] = bridge
         outboxes[rid] = outbox
+        self._running_changed()
         try:
             bridge.execute(
                 code,
@@ -668,6 +704,7 @@ class WorkerSession:
         except BaseException:
             if running.get(rid) is bridge:
                 del running[rid]
+                self._running_changed()
             if outboxes.get(rid) is outbox:
                 del outboxes[rid]
             raise
@@ -693,6 +730,39 @@ class WorkerSession:
             return
         values = [c for c in caps.values() if c is not None]
         hook(max(values) if values and len(values) == len(caps) else None)
+    # -- background work ----------------------------------------------------------------
+
+    def _running_changed(self) -> None:
+        """Executions in flight changed.  When the first starts, remember the tasks that
+        exist; when the last ends, everything the executions left running stops: the
+        tasks created since (whatever their context: ``contextvars.Context().run(
+        loop.create_task, ...)`` escapes ``PyodidePlatform.finished``), and the timers
+        Python code set through ``js.setTimeout``/``setInterval`` (``worker.js`` clears
+        them and refuses new ones until the next execution; ``hooks.running``)."""
+        count = len(self.running)
+        if count == 1 and self._tasks_before is None:
+            try:
+                self._tasks_before = set(asyncio.all_tasks(_loop()))
+            except Exception:
+                self._tasks_before = set()
+        tell = getattr(self.hooks, "running", None)
+        if tell is not None:
+            with contextlib.suppress(Exception):
+                tell(count)
+        if count == 0:
+            before = self._tasks_before or set()
+            self._tasks_before = None
+            try:
+                tasks = asyncio.all_tasks(_loop())
+            except Exception:
+                return
+            try:
+                current = asyncio.current_task()
+            except RuntimeError:
+                current = None
+            for task in tasks:
+                if task not in before and task is not current and not task.done():
+                    task.cancel()
 
     # -- control ------------------------------------------------------------------------
 
@@ -745,6 +815,27 @@ class WorkerSession:
                 self.reject(rid, "ProtocolError", f"bad host_result: {exc}")
         else:  # "init" twice
             self.reject(rid, "ProtocolError", f"unexpected {kind} message")
+
+
+#: Longest exception message / traceback kept in a result that would be over the page's
+#: message limit otherwise.
+_ERROR_CHARS = 100_000
+
+
+def _message_limit(limits: Limits) -> int:
+    """The page's default per-message limit for these limits (web/control.js
+    messageLimitFor)."""
+    return max(2**20, 12 * limits.max_output_bytes + 2 * limits.max_result_bytes + 2**20)
+
+
+def _shorten_error(d: dict[str, Any]) -> None:
+    error = d.get("error")
+    if not isinstance(error, dict):
+        return
+    for key in ("message", "traceback"):
+        text = error.get(key)
+        if isinstance(text, str) and len(text) > _ERROR_CHARS:
+            error[key] = text[:_ERROR_CHARS] + f"... [{len(text) - _ERROR_CHARS} characters cut]"
 
 
 def _encode_message(message: dict[str, Any]) -> str:

@@ -391,10 +391,8 @@ groups = {
          "valueOf", "__defineGetter__", "probe_counter.__proto__"])],
     "execution": [call(900100, UNKNOWN, "probe_counter"), call(900101, "ex-1", "probe_counter")],
 }
-for messages in groups.values():
-    for m in messages:
-        js.postMessage(json.dumps(m))
-raw = [
+groups = {k: [json.dumps(m) for m in v] for k, v in groups.items()}
+groups["raw"] = [
     '{"type":"log","level":"info","message":"x","__proto__":{"polluted":"yes"}}',
     '{"type":"event","id":%d,"event":{"type":"print","text":"","__proto__":{"polluted":"yes"}}}' % UNKNOWN,
     '{"type":"host_call","id":900200,"execution":%d,"name":"probe_counter","args":{"__proto__":{"polluted":"yes"}},"kwargs":{"__proto__":{"polluted":"yes"}},"sync":false}' % rid,
@@ -403,11 +401,13 @@ raw = [
     '{"__proto__":{"type":"result","id":%d}}' % rid,
     'not json at all',
 ]
-for text in raw:
+groups["others"] = [json.dumps(result(other)) for other in range(1, 64) if other != rid]
+# One group per execution: the first message that breaks the protocol cuts the worker
+# off, so each group gets a worker of its own.
+for text in groups[GROUP]:
     js.postMessage(text)
-for other in range(1, 64):
-    if other != rid:
-        js.postMessage(json.dumps(result(other)))
+import time
+time.sleep(1)
 "done"
 '''
 
@@ -476,18 +476,22 @@ PAGE_JS = """async ({ forge, own, publish, read, token }) => {
     functions: { probe_counter: (...args) => { hits.n++; hits.args.push(args); return 1; } },
   });
   const other = await M.MontyRuntime.create();
-  const infoBefore = JSON.stringify(rt.info);
   try {
-    const pendingOther = other.execute("import asyncio\\nawait asyncio.sleep(3)\\n'genuine'");
-    const forged = await H.run(rt, forge);
-    out.forged = forged;
+    const pendingOther = other.execute("import asyncio\\nawait asyncio.sleep(10)\\n'genuine'");
+    out.forged = {};
+    out.afterEach = {};
+    for (const group of ["unknown", "lifecycle", "names", "execution", "raw", "others"]) {
+      out.forged[group] = await H.run(rt, forge.replace("GROUP", JSON.stringify(group)));
+      out.afterEach[group] = await H.run(rt, "1 + 1");
+    }
     await new Promise((r) => setTimeout(r, 300));
     out.other = await H.settle(pendingOther.result);
     out.after = await H.run(rt, "1 + 1");
     out.hits = hits.n;
     out.polluted = [Object.prototype.polluted, ({}).polluted, Array.prototype.polluted,
                     Object.prototype.type, Object.prototype.id].map((v) => v === undefined ? null : String(v));
-    out.infoUnchanged = JSON.stringify(rt.info) === infoBefore;
+    // (The info is a fresh worker's after a cut-off; the forged `ready` never lands.)
+    out.infoForged = rt.info?.env?.forged !== undefined || JSON.stringify(rt.info) === "null";
     out.own = await H.run(rt, own);
     await new Promise((r) => setTimeout(r, 300));
     out.afterOwn = await H.run(rt, "2 + 2");
@@ -525,22 +529,30 @@ def run_page_probes(page: Any, evaluate: Any) -> tuple[Column, dict[str, Any]]:
                                    "read": REACH_PY + READ_PY, "token": token}, timeout_s=240)
     col = Column("runtime")
     forged = out["forged"]
-    forged_ok = forged["ok"] and forged["result"]["value"] == "done"
-    forged_events = [ev for ev in forged.get("events", []) if "FORGED" in json.dumps(ev)]
+
+    def cut_off(group: str) -> bool:
+        # The forging worker was cut off (its execution rejects with WorkerCrashed) and
+        # the runtime went on, on a fresh worker, saying so (sessionLost).
+        run, after = forged[group], out["afterEach"][group]
+        return (not run["ok"] and run["error"]["isWorkerCrashed"]
+                and "cut off" in run["error"]["message"]
+                and after["ok"] and after["result"]["value"] == 2 and after["result"]["sessionLost"])
+
+    forged_events = [ev for run in forged.values() for ev in run.get("events", [])
+                     if "FORGED" in json.dumps(ev)]
     unpolluted = all(v is None for v in out["polluted"])
     still_works = out["after"]["ok"] and out["after"]["result"]["value"] == 2
 
     def judge(name: str, held: bool, detail: str) -> None:
         col.results[name] = {"outcome": "blocked" if held else "allowed",
-                             "detail": ("ignored by the page: " if held else "") + detail}
+                             "detail": ("the worker was cut off: " if held else "") + detail}
 
-    judge(PAGE_PROBES[0], forged_ok and not forged_events and still_works
-          and forged["result"]["stdout"] == "",
-          f"result {forged.get('result', {}).get('value')!r}, forged events seen: {len(forged_events)}")
-    judge(PAGE_PROBES[1], out["infoUnchanged"] and still_works, "rt.info unchanged, runtime still works")
-    judge(PAGE_PROBES[2], out["hits"] == 0 and forged_ok, f"host function calls: {out['hits']}")
-    judge(PAGE_PROBES[3], out["hits"] == 0, f"host function calls: {out['hits']}")
-    judge(PAGE_PROBES[4], unpolluted and still_works, f"prototypes: {out['polluted']}")
+    judge(PAGE_PROBES[0], cut_off("unknown") and cut_off("others") and not forged_events
+          and still_works, f"forged events seen: {len(forged_events)}")
+    judge(PAGE_PROBES[1], not out["infoForged"] and cut_off("lifecycle"), "rt.info not forged")
+    judge(PAGE_PROBES[2], out["hits"] == 0 and cut_off("names"), f"host function calls: {out['hits']}")
+    judge(PAGE_PROBES[3], out["hits"] == 0 and cut_off("execution"), f"host function calls: {out['hits']}")
+    judge(PAGE_PROBES[4], unpolluted and cut_off("raw"), f"prototypes: {out['polluted']}")
     other_ok = out["other"]["ok"] and out["other"]["result"]["value"] == "genuine"
     judge(PAGE_PROBES[5], other_ok, f"other runtime's result: {out['other']}"[:200])
     own = out["own"]

@@ -360,56 +360,74 @@ def test_worker_error_event_rejects_pending(rpage: Any) -> None:
 
 # ----------------------------------------------------------------- hostile messages
 
-HOSTILE = GET_JS + r"""
+HOSTILE_PRELUDE = GET_JS + r"""
 import json
 post = js.postMessage
 rid = REQUEST_ID
-post("not json {")
-post(json.dumps({"type": "bogus", "id": rid}))
-post(json.dumps({"type": "result", "id": 999999, "value": 1, "stdout": "", "stderr": "",
-                 "error": None, "session_lost": False}))
-post(json.dumps({"type": "event", "id": 999999,
-                 "event": {"type": "print", "execution_id": "x", "stream": "stdout", "text": "x"}}))
-post('{"type":"event","id":%d,"event":{"type":"print","execution_id":"x","stream":"stdout",'
-     '"text":"forged","__proto__":{"polluted":1}}}' % rid)
-post('{"__proto__":{"polluted":2},"type":"log","level":"warn","message":"x"}')
-post('{"type":"event","id":%d,"event":{"type":"nope","execution_id":"x"}}' % rid)
-post('{"type":"result","id":%d,"value":1,"stdout":5,"stderr":"","error":null,'
-     '"session_lost":false}' % rid)
-post('{"type":"rejected","id":%d,"error":{"name":1}}' % rid)
-post('{"type":"host_call","id":"x","execution":%d,"name":"f","args":[],"kwargs":{},'
-     '"sync":false}' % rid)
-post('[{"type":"log","level":"info","message":"ok"},{"type":"bogus"}]')
-post("x" * 2_000_000)
-post(js.Object.new())
 """
 
+#: Each breaks the protocol in its own way; each cuts the worker off.
+HOSTILE = [
+    r"""post("not json {")""",
+    r"""post(json.dumps({"type": "bogus", "id": rid}))""",
+    r"""post(json.dumps({"type": "result", "id": 999999, "value": 1, "stdout": "", "stderr": "",
+                 "error": None, "session_lost": False}))""",
+    r"""post(json.dumps({"type": "event", "id": 999999,
+                 "event": {"type": "print", "execution_id": "x", "stream": "stdout", "text": "x"}}))""",
+    r"""post('{"type":"event","id":%d,"event":{"type":"print","execution_id":"x","stream":"stdout",'
+     '"text":"forged","__proto__":{"polluted":1}}}' % rid)""",
+    r"""post('{"__proto__":{"polluted":2},"type":"log","level":"warn","message":"x"}')""",
+    r"""post('{"type":"event","id":%d,"event":{"type":"nope","execution_id":"x"}}' % rid)""",
+    r"""post('{"type":"result","id":%d,"value":1,"stdout":5,"stderr":"","error":null,'
+     '"session_lost":false}' % rid)""",
+    r"""post('{"type":"rejected","id":%d,"error":{"name":1}}' % rid)""",
+    r"""post('{"type":"host_call","id":"x","execution":%d,"name":"f","args":[],"kwargs":{},'
+     '"sync":false}' % rid)""",
+    r"""post('[{"type":"log","level":"info","message":"ok"},{"type":"bogus"}]')""",
+    r"""post("x" * 2_000_000)""",
+    r"""post(js.Object.new())""",
+]
 
-def test_hostile_worker_messages_are_refused(rpage: Any) -> None:
-    out = evaluate(rpage, """async ({ code }) => {
+
+@pytest.mark.timeout(700)
+def test_each_hostile_worker_message_cuts_the_worker_off(rpage: Any) -> None:
+    """The page acts on no malformed message: the first one cuts the worker off (its
+    execution rejects with WorkerCrashed, the runtime continues on a fresh worker with
+    sessionLost), nothing is polluted, other runtimes are untouched."""
+    out = evaluate(rpage, """async ({ prelude, lines }) => {
       const polluted = () => ({}).polluted !== undefined || Object.prototype.polluted !== undefined;
       const other = await M.MontyRuntime.create();
       const rt = await M.MontyRuntime.create({ maxMessageBytes: 1 << 20 });
-      await rt.execute("kept = 5").result;
-      const h = rt.execute(code.replace("REQUEST_ID", String(rt._nextId)));
-      const events = [];
-      const pump = (async () => { for await (const ev of h.events) events.push(ev); })();
-      const res = await H.settle(h.result);
-      await pump;
-      const after = await H.settle(rt.execute("kept").result);
+      const runs = [];
+      for (const line of lines) {
+        await rt.execute("kept = 5").result;
+        const code = prelude.replace("REQUEST_ID", String(rt._nextId)) + line +
+          "\\nimport time\\ntime.sleep(1)\\n'survived'";
+        const h = rt.execute(code);
+        const events = [];
+        const pump = (async () => { for await (const ev of h.events) events.push(ev); })();
+        const res = await H.settle(h.result);
+        await pump;
+        const after = await H.settle(rt.execute("kept").result);
+        runs.push({ res, events, after });
+      }
       const otherRes = await H.settle(other.execute("6 * 7").result);
       const refused = rt._protocolErrors;
       await rt.dispose();
       await other.dispose();
-      return { res, events, after, otherRes, refused, polluted: polluted() };
-    }""", {"code": HOSTILE}, timeout_s=120)
+      return { runs, otherRes, refused, polluted: polluted() };
+    }""", {"prelude": HOSTILE_PRELUDE, "lines": HOSTILE}, timeout_s=600)
     assert out["polluted"] is False
-    assert out["res"]["ok"] and out["res"]["result"]["error"] is None, out["res"]
-    texts = [e.get("text") for e in out["events"] if e["type"] == "print"]
-    assert "forged" not in texts
-    assert {e["type"] for e in out["events"]} <= {"run_started", "run_finished"}
-    assert out["refused"] >= 12, out["refused"]
-    assert out["after"]["result"]["value"] == 5
+    for line, run in zip(HOSTILE, out["runs"], strict=True):
+        res = run["res"]
+        assert not res["ok"] and res["error"]["isWorkerCrashed"], (line, res)
+        assert "cut off" in res["error"]["message"], (line, res)
+        texts = [e.get("text") for e in run["events"] if e["type"] == "print"]
+        assert "forged" not in texts, line
+        assert {e["type"] for e in run["events"]} <= {"run_started"}, (line, run["events"])
+        after = run["after"]["result"]
+        assert after["sessionLost"] is True and after["error"]["type"] == "NameError", (line, after)
+    assert out["refused"] == len(HOSTILE), out["refused"]
     assert out["otherRes"]["result"]["value"] == 42
 
 

@@ -207,6 +207,7 @@ def _allowed(column: Column, probes: tuple[str, ...]) -> set[str]:
     return {p for p in probes if column.results[p]["outcome"] == "allowed"}
 
 
+@pytest.mark.timeout(900)  # the first one runs the module's probe fixture
 def test_every_probe_is_blocked_but_the_named_residual_risks(probe_report: dict[str, Any]) -> None:
     runtime: Column = probe_report["runtime"]
     page_col: Column = probe_report["page"]
@@ -216,6 +217,7 @@ def test_every_probe_is_blocked_but_the_named_residual_risks(probe_report: dict[
     assert allowed == RESIDUAL_RISKS, probe_report["details"]
 
 
+@pytest.mark.timeout(900)  # the first one runs the module's probe fixture
 def test_the_import_guard_refuses_every_normal_route(probe_report: dict[str, Any]) -> None:
     runtime: Column = probe_report["runtime"]
     for probe in GUARD_PROBES[:-1]:
@@ -224,6 +226,7 @@ def test_the_import_guard_refuses_every_normal_route(probe_report: dict[str, Any
         assert "ImportError" in result["detail"], (probe, result)
 
 
+@pytest.mark.timeout(900)  # the first one runs the module's probe fixture
 def test_the_csp_alone_holds_the_network_and_string_evaluation(
     probe_report: dict[str, Any],
 ) -> None:
@@ -236,6 +239,7 @@ def test_the_csp_alone_holds_the_network_and_string_evaluation(
     )
 
 
+@pytest.mark.timeout(900)  # the first one runs the module's probe fixture
 def test_without_the_csp_string_evaluation_gets_out(probe_report: dict[str, Any]) -> None:
     """Why requireCSP defaults to true: the other layers do not stop eval, and eval's
     import() reaches any origin."""
@@ -245,6 +249,7 @@ def test_without_the_csp_string_evaluation_gets_out(probe_report: dict[str, Any]
     )
 
 
+@pytest.mark.timeout(900)  # the first one runs the module's probe fixture
 def test_forged_messages_change_nothing_on_the_page(probe_report: dict[str, Any]) -> None:
     page_col: Column = probe_report["page"]
     for probe in PAGE_PROBES[:6]:
@@ -254,6 +259,7 @@ def test_forged_messages_change_nothing_on_the_page(probe_report: dict[str, Any]
     assert out["afterOwn"]["result"]["value"] == 4
 
 
+@pytest.mark.timeout(900)  # the first one runs the module's probe fixture
 def test_runtimes_do_not_share_state(probe_report: dict[str, Any]) -> None:
     page_col: Column = probe_report["page"]
     result = page_col.results[PAGE_PROBES[7]]

@@ -7,7 +7,9 @@ import { test } from "node:test";
 
 import { installBootFetch, serveBootFetches } from "../../web/boot-fetch.js";
 import { checkWorkerPolicy, policyMissingMessage } from "../../web/csp-check.js";
-import { REMOVED_GLOBALS, lockDownGlobals } from "../../web/lockdown.js";
+import {
+  ALLOWED_GLOBALS, ALLOWED_NAVIGATOR, REMOVED_GLOBALS, REMOVED_NAVIGATOR, lockDownGlobals,
+} from "../../web/lockdown.js";
 
 const BASE = "https://app.example/web/";
 
@@ -95,32 +97,51 @@ test("a file URL in `allowed` allows its folder", async () => {
   }
 });
 
-test("lockDownGlobals deletes the APIs from the object and its prototypes", () => {
+test("lockDownGlobals keeps the allow-list and removes everything else, prototypes included", () => {
   class Proto {}
   Object.defineProperty(Proto.prototype, "indexedDB", { get: () => ({}), configurable: true });
+  Object.defineProperty(Proto.prototype, "webkitRequestFileSystem", { value() {}, configurable: true });
+  Object.defineProperty(Proto.prototype, "postMessage", { value() {}, configurable: true });
   const locks = {};
   class Nav {}
-  Object.defineProperty(Nav.prototype, "locks", { get: () => locks, configurable: true });
-  Object.defineProperty(Nav.prototype, "storage", { get: () => ({}), configurable: true });
+  for (const name of ["locks", "storage", "gpu", "userAgent", "hardwareConcurrency"]) {
+    Object.defineProperty(Nav.prototype, name, { get: () => locks, configurable: true });
+  }
   const scope = new Proto();
   Object.assign(scope, {
     fetch() {},
     WebSocket() {},
     BroadcastChannel() {},
+    SomeFutureApi() {},
+    webkitResolveLocalFileSystemURL() {},
     setTimeout() {},
+    loadPyodide() {},
     navigator: new Nav(),
   });
   Object.defineProperty(scope, "caches", { value: {}, configurable: false, writable: false });
-  const { removed, failed } = lockDownGlobals(scope);
-  for (const name of ["fetch", "WebSocket", "BroadcastChannel", "indexedDB", "navigator.locks", "navigator.storage"]) {
-    assert.ok(removed.includes(name), name);
+  Object.defineProperty(scope, "TEMPORARY", { value: 0, configurable: false, writable: false });
+  const out = lockDownGlobals(scope, { kept: ["loadPyodide", "fetch", "notThere"] });
+  for (const name of ["fetch", "WebSocket", "BroadcastChannel", "SomeFutureApi", "indexedDB",
+    "webkitRequestFileSystem", "webkitResolveLocalFileSystemURL", "navigator.locks",
+    "navigator.storage", "navigator.gpu"]) {
+    assert.ok(out.removed.includes(name), name);
   }
   assert.equal(scope.fetch, undefined);
   assert.equal(scope.indexedDB, undefined);
+  assert.equal(scope.webkitRequestFileSystem, undefined);
   assert.equal(scope.navigator.locks, undefined);
   assert.equal(typeof scope.setTimeout, "function"); // what the runtime needs stays
-  assert.deepEqual(failed, ["caches"]); // non-configurable and read-only: reported
-  assert.ok(REMOVED_GLOBALS.includes("XMLHttpRequest"));
+  assert.equal(typeof scope.postMessage, "function");
+  assert.equal(scope.navigator.userAgent, locks);
+  assert.deepEqual(out.kept.global, ["loadPyodide"]); // its own, but never a forbidden name
+  assert.deepEqual(out.failed, ["caches"]); // non-configurable and read-only: reported
+  assert.deepEqual(out.constants, ["TEMPORARY"]); // a number grants nothing
+  assert.deepEqual(out.remaining.global,
+    ["TEMPORARY", "caches", "constructor", "loadPyodide", "navigator", "postMessage", "setTimeout"]);
+  assert.deepEqual(out.remaining.navigator, ["constructor", "hardwareConcurrency", "userAgent"]);
+  assert.ok(REMOVED_GLOBALS.includes("webkitRequestFileSystemSync"));
+  assert.ok(ALLOWED_GLOBALS.includes("WebAssembly") && !ALLOWED_GLOBALS.includes("fetch"));
+  assert.ok(ALLOWED_NAVIGATOR.every((n) => !REMOVED_NAVIGATOR.includes(n)));
 });
 
 test("checkWorkerPolicy reports what is missing", async () => {

@@ -212,7 +212,7 @@ async def test_host_errors_schema_and_kwargs() -> None:
 async def test_sync_style_calls_by_mode() -> None:
     # Atomics: the answer is read from the shared buffer (here: a scripted waitSync).
     s, hooks = session(sync="atomics", syncBuffer=True)
-    hooks.sync_answers.append(json.dumps({"ok": True, "value": 5}))
+    hooks.sync_answers.append(json.dumps({"type": "host_result", "id": 1, "ok": True, "value": 5}))
     s.execute(1, "x = add(2, 3)\nx")
     assert hooks.of("host_call")[0]["sync"] is True
     assert hooks.of("result", 1)[0]["value"] == 5
@@ -222,6 +222,21 @@ async def test_sync_style_calls_by_mode() -> None:
     error = hooks.of("result", 1)[0]["error"]
     assert error["type"] == "TypeError" and "use `await add(...)`" in error["message"]
     assert not hooks.of("host_call")
+
+
+async def test_a_sync_answer_left_for_another_call_is_never_taken_for_this_one() -> None:
+    # The shared buffer holds answers tagged with their call id: one the page wrote for
+    # a host_call forged by executed code (and never read) is dropped by the next call.
+    s, hooks = session(sync="atomics", syncBuffer=True)
+    stale = {"type": "host_result", "id": 77, "ok": True, "value": 100}
+    hooks.sync_answers += [json.dumps(stale), json.dumps({"interrupt": True, "id": 78}),
+                           "not json", json.dumps({"type": "host_result", "ok": True, "value": 9}),
+                           json.dumps({"type": "host_result", "id": 1, "ok": True, "value": 7}),
+                           json.dumps({"type": "host_result", "id": 2, "ok": True, "value": 9})]
+    s.execute(1, "a = add(2, 3)\nb = add(4, 5)\n[a, b]")
+    assert [c["id"] for c in hooks.of("host_call")] == [1, 2]
+    assert hooks.of("result", 1)[0]["value"] == [7, 9]
+    assert hooks.sync_answers == []
 
 
 async def test_timeout_fails_the_pending_call_and_keeps_state() -> None:
@@ -291,3 +306,56 @@ def test_host_function_from_schema() -> None:
         hf.bind((1,), {})
     open_fn = worker.host_function_from_schema({"name": "f", "parameters": None}, platform)
     open_fn.bind((1, 2, 3), {"anything": 4})
+
+
+def test_the_batch_limit_is_the_same_on_both_sides_and_print_batches_respect_it() -> None:
+    from monty_runtime._control import MAX_BATCH, PrintBatcher
+
+    text = (Path(__file__).resolve().parents[2] / "web" / "control.js").read_text(encoding="utf-8")
+    found = re.search(r"export const MAX_BATCH = (\d+);", text)
+    assert found and int(found.group(1)) == MAX_BATCH
+    posted: list[str] = []
+    batcher = PrintBatcher(posted.append, '{"type":"event","id":1,"event":')
+    for i in range(5 * MAX_BATCH):  # alternating streams: one segment each
+        batcher._segments.append(("stdout" if i % 2 else "stderr", [str(i)]))
+    batcher.flush()
+    sizes = [len(m) if isinstance(m := json.loads(p), list) else 1 for p in posted]
+    assert max(sizes) <= MAX_BATCH and sum(sizes) == 5 * MAX_BATCH
+
+
+async def test_tasks_an_execution_leaves_running_stop_when_the_worker_is_idle() -> None:
+    # A task in a fresh contextvars.Context is not the execution's (finished() misses
+    # it); the worker stops it when no execution is left. The test's own task, which
+    # existed before, is untouched; the JS side is told the count (timers: worker.js).
+    s, hooks = session()
+    told: list[int] = []
+    hooks.running = told.append  # type: ignore[attr-defined]
+    s.execute(1, "import asyncio, contextvars\nticks = []\n"
+                 "async def forever():\n    while True:\n        ticks.append(1)\n"
+                 "        await asyncio.sleep(0.005)\n"
+                 "t = contextvars.Context().run(asyncio.get_event_loop().create_task, forever())\n"
+                 "await asyncio.sleep(0.03)")
+    await until(lambda: hooks.of("result", 1))
+    assert hooks.of("result", 1)[0]["error"] is None
+    await asyncio.sleep(0.05)
+    s.execute(2, "n = len(ticks)\nimport asyncio\nawait asyncio.sleep(0.05)\n[t.cancelled(), len(ticks) - n]")
+    await until(lambda: hooks.of("result", 2))
+    assert hooks.of("result", 2)[0]["value"] == [True, 0]
+    assert told == [1, 0, 1, 0]
+
+
+async def test_messages_stay_within_the_pages_limit_for_honest_code() -> None:
+    # The page cuts off a worker whose message is over its limit (web/control.js): a
+    # huge exception message is shortened, host-call arguments over max_result_bytes
+    # fail in the code instead of being sent.
+    s, hooks = session(limits={"max_output_bytes": 1000, "max_result_bytes": 1000})
+    s.execute(1, "raise ValueError('x' * 3_000_000)")
+    result = hooks.of("result", 1)[0]
+    assert result["error"]["type"] == "ValueError"
+    assert len(result["error"]["message"]) < 200_000 and "characters cut" in result["error"]["message"]
+    final = next(m["event"] for m in hooks.of("event", 1) if m["event"]["type"] == "run_error")
+    assert len(final["error"]["message"]) < 200_000
+    s.execute(2, "try:\n    await anything('y' * 5000, 1)\nexcept ValueError as e:\n    m = str(e)\nm")
+    await until(lambda: hooks.of("result", 2))
+    assert "over max_result_bytes=1000" in hooks.of("result", 2)[0]["value"]
+    assert not hooks.of("host_call")
