@@ -499,7 +499,8 @@ export class Supervisor {
    * The execute of `handle` was posted: arm its timeout (soft through the control
    * channel at `timeout`, hard at `timeout + grace`) and the ticks.
    * @param {any} handle
-   * @param {{timeout?: number | null, grace?: number} | null} limits
+   * @param {{timeout?: number | null, grace?: number, max_output_bytes?: number,
+   *   max_result_bytes?: number} | null} limits
    */
   posted(handle, limits) {
     handle._postedAt = performance.now();

@@ -982,7 +982,7 @@ class WorkerHost {
       nodes = gated.nodes;
     } else {
       const parsed = parseWorkerData(data, this.maxMessageChars);
-      if (parsed.problem !== undefined) {
+      if ("problem" in parsed) {
         this._protocol(parsed.problem);
         return;
       }

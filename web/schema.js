@@ -182,6 +182,7 @@ export function checkCall(name, parameters, args, kwargs) {
     if (typeof key !== "string") throw new TypeError(`${name}() keywords must be strings`);
     named[key] = value;
   }
+  /** @type {Record<string, unknown>} */
   const plain = {};
   for (const [key, value] of Object.entries(named)) {
     Object.defineProperty(plain, key, { value, enumerable: true, writable: true, configurable: true });
