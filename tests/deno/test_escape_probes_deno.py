@@ -86,7 +86,7 @@ async def test_every_probe_is_blocked_but_the_named_residual_risks(listeners: An
         "ws_url": f"ws://127.0.0.1:{http_port}/ws",
         "tcp_port": tcp_port,
     }
-    program = (HERE / "probe_program.py").read_text()
+    program = (HERE / "probe_program_deno.py").read_text()
     async with MontyRuntime(backend="deno") as rt:
         setup = await rt.execute(program).result
         assert setup.error is None, setup.error
