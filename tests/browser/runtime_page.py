@@ -85,6 +85,8 @@ async () => {
   const MontyRuntime = new Proxy(M.MontyRuntime, {
     get(target, key, receiver) {
       if (key === "create") return (o) => target.create(withBootTime(o));
+      // The same boot options for the warm pool, or create() would not find its workers.
+      if (key === "prewarm") return (n, o) => target.prewarm(n, withBootTime(o));
       return Reflect.get(target, key, receiver);
     },
   });
