@@ -463,12 +463,18 @@ export async function deleteCachedSnapshot(key = undefined) {
 
 // ------------------------------------------------------------------ page side: shipped
 
-let shippedEnabled = true;
+// Off by default: the build makes the shipped snapshot in Node, which has no JSPI, and
+// Pyodide keeps that in the snapshot; restored in an engine with JSPI (Chromium,
+// Firefox) it refuses sync-style host calls ("WebAssembly stack switching not supported
+// in this JavaScript runtime"). Opt in where that does not matter (WebKit, which has no
+// JSPI; pages whose code only awaits host calls) until the build makes it in a browser.
+let shippedEnabled = false;
 
 /**
- * Whether a first visit uses the snapshot shipped with the build (default true). With
+ * Whether a first visit uses the snapshot shipped with the build (default false: see
+ * above; a snapshot made in Node turns JSPI off in the worker that restores it). With
  * false, the page's first worker boots cold and makes the snapshot itself (a page on a
- * metered connection may prefer that: the shipped snapshot is a download of its own).
+ * metered connection may prefer that too: the shipped snapshot is a download of its own).
  * Takes effect for snapshot lookups that have not started yet.
  * @param {boolean} enabled
  */

@@ -35,6 +35,7 @@ DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 BRIEF_JS = """async () => {
   window.S = await import("./snapshot.js");
+  S.useShippedSnapshot(true);  // opt-in (see web/snapshot.js: off by default)
   window.brief = (rt) => ({ ...rt.boot, phaseNames: rt.boot.phases.map((p) => p.name) });
   return true;
 }"""
@@ -232,3 +233,22 @@ def test_a_bad_shipped_snapshot_falls_back_to_a_cold_boot_with_a_reason(
     if state == "made":
         assert (second["snapshot"], second["snapshotFrom"]) == ("restored", "page"), second
     assert out["second"]["run"]["result"]["value"] == [45, True]
+
+
+DEFAULT_JS = """async () => {
+  const rt = await M.MontyRuntime.create({ functions: { add: (a, b) => a + b } });
+  const run = await H.run(rt, "x = add(2, 3)\\nx");
+  const boot = rt.boot;
+  await rt.dispose();
+  return { from: boot.snapshotFrom ?? null, run: run.result };
+}"""
+
+
+def test_by_default_a_first_visit_does_not_restore_the_node_made_snapshot(
+        page: Any, server: Any) -> None:
+    """The shipped snapshot is made in Node (no JSPI); restored where JSPI exists it
+    would refuse sync-style host calls. Off by default, so they keep working."""
+    open_runtime_page(page, server)
+    out = evaluate(page, DEFAULT_JS, timeout_s=BOOT_S)
+    assert out["from"] != "shipped", out
+    assert out["run"]["error"] is None and out["run"]["value"] == 5, out["run"]
