@@ -273,7 +273,7 @@ def test_a_second_execute_is_refused_until_the_first_result_is_delivered(
 @pytest.mark.engine_paths
 @pytest.mark.webkit_paths
 @pytest.mark.only_engines("firefox", "webkit")
-@pytest.mark.parametrize("kind", ["cpu", "awaited_host", "interrupted"])
+@pytest.mark.parametrize("kind", ["cpu", "awaited_host"])
 def test_the_busy_rule_holds_in_the_other_engines(page: Any, server: Any, kind: str) -> None:
     open_runtime_page(page, server)
     counts = _run_kind(page, kind)
@@ -284,7 +284,7 @@ def test_the_busy_rule_holds_in_the_other_engines(page: Any, server: Any, kind: 
 
 
 @pytest.mark.parametrize("binding", ["busy", "queue"])
-@pytest.mark.parametrize("kind", ["cpu", "awaited_host"])
+@pytest.mark.parametrize("kind", ["cpu"])
 def test_tool_bindings_keep_their_policy_at_every_timing(
         page: Any, server: Any, kind: str, binding: str) -> None:
     open_runtime_page(page, server)
