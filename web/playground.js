@@ -384,7 +384,9 @@ function newRun(entry, via, code) {
 /** Follow an execution's events (log, start time, lane). */
 function attach(run, handle) {
   run.handle = handle;
-  run.lane = laneFor(run.entry, handle._host?.label ?? "worker");
+  // A refused execution never reaches a worker: it is drawn in the lane of the worker
+  // that was busy (finish()).
+  run.lane = handle._host ? laneFor(run.entry, handle._host.label) : null;
   run.pump = (async () => {
     for await (const ev of handle.events) onEvent(run, ev);
   })();
@@ -444,6 +446,7 @@ async function finish(run, outcome, resultText, { isError = false, detail = "" }
   } else if (run.start === null && outcome !== "rejected") {
     run.start = run.end; // settled before its run_started was seen
   }
+  run.lane ??= laneFor(run.entry, run.entry.lastWorker ?? "worker");
   run.outcome = outcome;
   run.detail = detail;
   run.resultText = resultText;
