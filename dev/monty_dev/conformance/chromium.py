@@ -122,16 +122,12 @@ def create_backend(mode: str = "isolated", **options: Any) -> ChromiumBackend:
     return ChromiumBackend(mode, **options)
 
 
-def _load_engines(root: Path) -> ModuleType:
-    """``tests/browser/engines.py``: the Firefox and WebKit adapters."""
-    name = "engines"
-    module = sys.modules.get(name)
-    if module is not None and hasattr(module, "missing_message"):
-        return module
-    path = root / "tests" / "browser" / "engines.py"
+def _load_file_module(name: str, path: Path, unavailable: str) -> ModuleType:
+    """The module at ``path`` (a file whose name cannot be imported), loaded once as
+    ``name``; :class:`BackendUnavailable` (``unavailable``) when the file is missing."""
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None or not path.is_file():
-        raise BackendUnavailable(f"browser engines not available: {path} not found")
+        raise BackendUnavailable(f"{unavailable}: {path} not found")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -140,6 +136,15 @@ def _load_engines(root: Path) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def _load_engines(root: Path) -> ModuleType:
+    """``tests/browser/engines.py``: the Firefox and WebKit adapters."""
+    module = sys.modules.get("engines")
+    if module is not None and hasattr(module, "missing_message"):
+        return module
+    return _load_file_module("engines", root / "tests" / "browser" / "engines.py",
+                             "browser engines not available")
 
 
 class _AdapterPage:
@@ -167,22 +172,11 @@ class _AdapterPage:
 
 def _load_config(root: Path) -> ModuleType:
     """``playwright.config.py`` (its name cannot be imported with ``import``)."""
-    name = "monty_playwright_config"
-    module = sys.modules.get(name)
+    module = sys.modules.get("monty_playwright_config")
     if module is not None:
         return module
-    path = root / "playwright.config.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None or not path.is_file():
-        raise BackendUnavailable(f"chromium backend not available: {path} not found")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception:
-        del sys.modules[name]
-        raise
-    return module
+    return _load_file_module("monty_playwright_config", root / "playwright.config.py",
+                             "chromium backend not available")
 
 
 def _copy_web(source: Path, target: Path) -> None:
