@@ -36,7 +36,7 @@ export const MESSAGES = deepFreeze(
         "optional": ["syncBuffer", "controlBuffer", "lockName"]
       },
       "execute": { "required": ["id", "code"], "optional": ["limits", "scriptName", "inputs"] },
-      "host_result": { "required": ["id", "ok"], "optional": ["value", "error"] },
+      "host_result": { "required": ["id", "ok"], "optional": ["value", "value_json", "error"] },
       "interrupt": { "required": [], "optional": ["id"] },
       "dispose": { "required": [], "optional": [] },
       "ping": { "required": [], "optional": [] }

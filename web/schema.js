@@ -4,7 +4,7 @@
  * schema-only function and `validate`), so that a host_call forged by executed code
  * (which can post any message) is refused by the page exactly as an honest call with
  * the same arguments is refused in the worker. tests/schema_vectors.json holds shared
- * cases that both implementations must judge alike (tests/js/schema.test.mjs,
+ * cases that both implementations must judge alike (tests/node/schema.test.mjs,
  * tests/unit/test_schema_vectors.py).
  *
  * The rule, for `parameters` = {properties, required}: at most as many positional

@@ -47,7 +47,9 @@ __all__ = ["DenoBackend", "DenoHost", "deno_executable", "web_root"]
 
 DISPOSED_MESSAGE = "MontyRuntime has been disposed"
 BUSY_MESSAGE = "Bridge is already executing"
-_LIMIT_KEYS = ("timeout", "grace", "max_output_bytes", "max_result_bytes", "max_recursion_depth")
+_LIMIT_KEYS = (
+    "timeout", "grace", "max_output_bytes", "max_result_bytes", "max_recursion_depth", "memory",
+)
 
 
 def deno_executable() -> str:

@@ -85,7 +85,9 @@ BUILD_COMMAND = "python -m monty_dev build (or scripts/dev setup) in a source ch
 
 _IMPORT_RE = re.compile(
     r"""(?:^|[\s;])(?:import|export)\s*(?:[\w*{}\s,$]+\s*from\s*)?["'](\.{1,2}/[^"']+)["']"""
-    r"""|import\(\s*["'](\.{1,2}/[^"']+)["']\s*\)""",
+    r"""|import\(\s*["'](\.{1,2}/[^"']+)["']\s*\)"""
+    # a module started as a worker: new Worker(new URL("./gate.js", import.meta.url))
+    r"""|new\s+URL\(\s*["'](\.{1,2}/[^"']+\.m?js)["']\s*,\s*import\.meta\.url\s*\)""",
     re.MULTILINE,
 )
 
@@ -179,7 +181,8 @@ def _dist_files(dist: Path) -> list[str]:
 
 def module_graph(folder: Path, entries: Iterable[str] = RUNTIME_ENTRIES) -> list[str]:
     """The modules reachable from ``entries`` through relative static or literal dynamic
-    imports, as paths relative to ``folder`` (sorted)."""
+    imports, or started as workers (``new URL("./x.js", import.meta.url)``), as paths
+    relative to ``folder`` (sorted)."""
     seen: set[str] = set()
     todo = list(entries)
     while todo:
@@ -192,7 +195,7 @@ def module_graph(folder: Path, entries: Iterable[str] = RUNTIME_ENTRIES) -> list
         seen.add(name)
         text = path.read_text(encoding="utf-8")
         for match in _IMPORT_RE.finditer(text):
-            spec = match.group(1) or match.group(2)
+            spec = match.group(1) or match.group(2) or match.group(3)
             target = (Path(name).parent / spec).as_posix()
             resolved = Path(target)
             parts: list[str] = []

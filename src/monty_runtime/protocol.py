@@ -15,7 +15,8 @@ page -> worker
                      memory snapshot, ``makeSnapshot`` asks for one (web/snapshot.js)
     ``configure``    a pooled worker's host function schemas, mode, limits, shared buffer
     ``execute``      run ``code``; ``id`` is the page's request id (echoed by every reply)
-    ``host_result``  the answer to a ``host_call`` (``ok`` + ``value`` or ``error``)
+    ``host_result``  the answer to a ``host_call`` (``ok`` + ``value`` or ``error``;
+                     a host that holds the value as JSON text sends ``value_json``)
     ``interrupt``    raise ``KeyboardInterrupt`` in the running code (best effort); with
                      ``id``, only in that request's execution
     ``dispose``      stop; the page terminates the worker right after
@@ -75,7 +76,7 @@ MESSAGES: Final[dict[str, dict[str, dict[str, list[str]]]]] = {
             "optional": ["syncBuffer", "controlBuffer", "lockName"],
         },
         "execute": {"required": ["id", "code"], "optional": ["limits", "scriptName", "inputs"]},
-        "host_result": {"required": ["id", "ok"], "optional": ["value", "error"]},
+        "host_result": {"required": ["id", "ok"], "optional": ["value", "value_json", "error"]},
         "interrupt": {"required": [], "optional": ["id"]},
         "dispose": {"required": [], "optional": []},
         "ping": {"required": [], "optional": []},

@@ -464,7 +464,10 @@ def _unpack(execution: Execution, text: Any) -> Any:
         exc = execution.interrupt_exc or KeyboardInterrupt
         raise exc()
     if answer.get("ok") is True:
-        return codec.decode(answer.get("value"))
+        # ``value_json``: the value as the JSON text its host wrote (the Deno host passes
+        # on what Python's json wrote, so that 2.0 stays a float on its way here).
+        raw = answer.get("value_json")
+        return codec.decode(json.loads(raw) if isinstance(raw, str) else answer.get("value"))
     error = answer.get("error")
     if not isinstance(error, dict):
         error = {}

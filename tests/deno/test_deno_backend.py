@@ -142,6 +142,23 @@ async def test_timeout_interrupts_the_code_and_keeps_the_state() -> None:
         assert (await rt.execute("kept").result).value == 7
 
 
+async def test_a_memory_cap_raises_memory_error_in_the_code_and_keeps_the_state() -> None:
+    cap = 256 * 2**20
+    async with MontyRuntime(backend="deno", limits=Limits(memory=cap)) as rt:
+        await rt.execute("kept = 41").result
+        r = await rt.execute("a = []\nwhile True:\n    a.append(bytearray(10**6))").result
+        assert r.error is not None and r.error.type == "MemoryError", r.error
+        assert not r.session_lost
+        r = await rt.execute("a = None\nimport gc; gc.collect()\nkept + 1").result
+        assert r.value == 42 and not r.session_lost
+        # Per call, like the other limits: a call may raise the runtime's cap.
+        r = await rt.execute("len(bytearray(300 * 2**20))", limits=Limits(memory=4 * cap)).result
+        assert r.value == 300 * 2**20, r.error
+        # The runtime's cap is back: the heap (which never shrinks) may not grow further.
+        r = await rt.execute("len(bytearray(700 * 2**20))").result
+        assert r.error is not None and r.error.type == "MemoryError"
+
+
 async def test_interrupt_raises_keyboard_interrupt_and_keeps_the_state() -> None:
     async with MontyRuntime(backend="deno") as rt:
         await rt.execute("kept = 'yes'").result
@@ -192,14 +209,16 @@ def test_the_host_process_stops_at_the_last_dispose() -> None:
         print(pid, flush=True)
         b.dispose()
         import os, time
-        for _ in range(100):
+        def gone():  # exited: reaped, or a zombie its parent has not reaped yet
             try:
                 os.kill(pid, 0)
-            except ProcessLookupError:
+                return open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+            except (ProcessLookupError, FileNotFoundError):
+                return True
+        for _ in range(100):
+            if gone():
                 print("gone"); break
             time.sleep(0.1)
-            if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
-                print("gone"); break
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

@@ -2,7 +2,7 @@
 
 Round-trip properties run over hypothesis-generated nested values; the shared
 vectors in ``tests/codec_vectors.json`` pin the wire format so the JavaScript
-half (``web/codec.js``, tested by ``tests/js/codec.test.mjs``) cannot drift; and
+half (``web/codec.js``, tested by ``tests/node/codec.test.mjs``) cannot drift; and
 when Node is available, random values are also sent through the JS codec.
 """
 

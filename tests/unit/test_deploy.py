@@ -4,6 +4,7 @@ points import, the layout for the export), header files, refusals that name the 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,12 @@ def test_the_module_graph_follows_the_imports() -> None:
     for name in ("monty-runtime.js", "tools.js", "worker.js", "boot.js", "layout.js", "hints.js",
                  "protocol.js", "codec.js", "lockdown.js"):
         assert name in names
+    assert "gate.js" in names  # started as a worker, never imported
+    # Every module a shipped module names by URL -- imported or started as a worker -- ships.
+    for name in names:
+        text = (WEB / name).read_text()
+        for spec in re.findall(r"""new URL\(\s*["']\./([\w./-]+\.m?js)["']""", text):
+            assert spec in names, f"{name} starts {spec}, which the module graph leaves out"
     # Demo pages and their scripts are not reachable from the library.
     assert not [n for n in names if n.startswith(("playground", "agent", "conformance", "boot-check"))]
 

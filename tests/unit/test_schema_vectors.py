@@ -2,7 +2,7 @@
 against the function's JSON Schema (``HostFunction.bind``), and the page checks every
 ``host_call`` it receives again (``web/schema.js``), since executed code can post one
 with any arguments.  ``tests/schema_vectors.json`` holds shared cases: this module runs
-them through the Python checker, ``tests/js/schema.test.mjs`` through the JavaScript
+them through the Python checker, ``tests/node/schema.test.mjs`` through the JavaScript
 one, and both assert the same verdicts, so the two cannot drift apart."""
 
 from __future__ import annotations

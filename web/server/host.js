@@ -288,7 +288,7 @@ function hostResult(msg) {
   if (call === undefined) return;
   calls.delete(msg.call);
   const answer = { type: "host_result", id: call.id, ok: msg.ok === true };
-  if (msg.ok === true && typeof msg.value_json === "string") answer.valueText = msg.value_json;
+  if (msg.ok === true && typeof msg.value_json === "string") answer.value_json = msg.value_json;
   else if (msg.ok === true) answer.value = msg.value ?? null;
   else answer.error = msg.error ?? { type: "HostError", message: "host function failed" };
   try {

@@ -27,29 +27,6 @@ function seal() {
   Object.defineProperty(globalThis, "process", { value: process, configurable: true, writable: true });
 }
 
-// A host function's value comes as the JSON text Python wrote (`valueText`): parsed so
-// that web/worker.js writes it back for Python exactly (JSON.rawJSON keeps 2.0 a float).
-const keepFloats = (_key, value, context) =>
-  typeof value === "number" && Number.isInteger(value) && /[.eE]/.test(context?.source ?? "")
-    ? JSON.rawJSON(context.source)
-    : value;
-const dispatch = self.onmessage;
-self.onmessage = (event) => {
-  const msg = event.data;
-  if (msg !== null && typeof msg === "object" && msg.type === "host_result" && typeof msg.valueText === "string") {
-    const { valueText, ...rest } = msg;
-    let value = null;
-    try {
-      value = JSON.parse(valueText, keepFloats);
-    } catch {
-      // left null: the worker's codec reports a malformed answer
-    }
-    dispatch.call(self, { data: { ...rest, value } });
-    return;
-  }
-  dispatch.call(self, event);
-};
-
 self.postMessage = function postMessage(message, transfer) {
   if (!sealed && typeof message === "string" && message.startsWith('{"type":"ready"')) {
     try {

@@ -1,7 +1,7 @@
 // Tests for the page/worker-independent parts of web/snapshot.js: the container format,
 // the cache key, the checks a worker makes before restoring, and the page's snapshot
 // source (who makes the snapshot, who waits, what a failure does).
-// Run with: node --test tests/js/
+// Run with: node --test tests/node/
 
 import assert from "node:assert/strict";
 import { test } from "node:test";

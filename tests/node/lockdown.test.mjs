@@ -1,6 +1,6 @@
 // Tests for the worker's boot-time fetch through the page (web/boot-fetch.js), the
 // removal of ambient APIs (web/lockdown.js) and the policy check (web/csp-check.js),
-// outside a browser. Run with: node --test tests/js/
+// outside a browser. Run with: node --test tests/node/
 
 import assert from "node:assert/strict";
 import { test } from "node:test";

@@ -1,5 +1,5 @@
 // Tests for the JavaScript half of the value codec (web/codec.js).
-// Run with: node --test tests/js/
+// Run with: node --test tests/node/
 // The shared vectors in tests/codec_vectors.json are also checked by
 // tests/unit/test_codec.py, which pins them to specific Python values.
 

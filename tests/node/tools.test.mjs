@@ -1,5 +1,5 @@
 // Tests for the JavaScript tool bindings (web/tools.js) against a fake runtime.
-// Run with: node --test tests/js/
+// Run with: node --test tests/node/
 // Where the project's Python (.venv) is available, the payloads, the tool definition
 // and the argument errors are also compared with monty_runtime.tools, call for call.
 
