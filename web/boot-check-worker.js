@@ -5,7 +5,8 @@
 //       (with connect-src 'none' the worker cannot fetch: the page answers its boot
 //       fetches on bootPort, see boot-fetch.js)
 //   {cmd: "run", id, code} -> {type: "result", id, ok, value | error}
-import { boot, describe } from "./boot.js";
+import { boot } from "./boot.js";
+import { describe } from "./errors.js";
 import { installBootFetch } from "./boot-fetch.js";
 
 let pyodide = null;

@@ -21,8 +21,11 @@ import {
   snapshotUnsupported,
   withBootAssets,
 } from "./snapshot.js";
+import { BootError, describe } from "./errors.js";
 import { PYODIDE_DIR, RUNTIME_DIR } from "./layout.js";
 import { fileHint, httpFailure } from "./hints.js";
+
+export { BootError };
 
 export const DEFAULT_STEP_TIMEOUT_MS = 60_000;
 
@@ -37,24 +40,9 @@ export const STEPS = Object.freeze([
 /** Steps of a boot from a snapshot (on failure: "snapshot:fallback", then STEPS). */
 export const SNAPSHOT_STEPS = Object.freeze(["lockfile", "snapshot:restore", "snapshot:resume"]);
 
-export class BootError extends Error {
-  constructor(step, cause) {
-    super(`boot step "${step}" failed: ${describe(cause)}`, { cause });
-    this.name = "BootError";
-    this.step = step;
-  }
-
-  toJSON() {
-    return { name: this.name, step: this.step, message: this.message };
-  }
-}
-
-export function describe(cause) {
-  if (cause instanceof Error) {
-    const text = cause.message || String(cause);
-    return cause.name && cause.name !== "Error" ? `${cause.name}: ${text}` : text;
-  }
-  return String(cause);
+/** A failed boot step as a BootError naming the step and the cause. */
+export function stepFailed(step, cause) {
+  return new BootError(`boot step "${step}" failed: ${describe(cause)}`, step, { cause });
 }
 
 /** Reject with a timeout Error after `ms` unless `promise` settles first. */
@@ -86,7 +74,7 @@ export async function runStep(
   try {
     value = await withTimeout(Promise.resolve().then(fn), timeoutMs, `step "${name}"`);
   } catch (err) {
-    throw err instanceof BootError ? err : new BootError(name, err);
+    throw err instanceof BootError ? err : stepFailed(name, err);
   }
   const ms = performance.now() - start;
   if (phases) phases[name] = ms;

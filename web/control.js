@@ -22,8 +22,7 @@
 
 import { CONTROL, checkMessage } from "./protocol.js";
 
-/** The Python bridge's message for a busy runtime. */
-export const BUSY_MESSAGE = "Bridge is already executing";
+export { BUSY_MESSAGE } from "./errors.js";
 /** How often a worker with an execution in flight is ticked (ms). */
 export const TICK_MS = 50;
 /** Extra wait after timeout + grace before the hard path, so that a Python-side answer

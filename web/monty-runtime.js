@@ -39,19 +39,23 @@
 
 import { serveBootFetches } from "./boot-fetch.js";
 import { decode, dumps, encode } from "./codec.js";
+import { BUSY_MESSAGE, BootError, ProtocolError, StateError, WorkerCrashed, errorFromWorker } from "./errors.js";
 import {
-  BUSY_MESSAGE, ControlChannel, DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_MS, GATE_CHARS, Gate,
+  ControlChannel, DEFAULT_GRACE_S, DEFAULT_HEARTBEAT_MS, GATE_CHARS, Gate,
   MAX_BATCH, MAX_LOG_CHARS, NODE_CHARS, ProtocolLog, Supervisor, checkWorkerMessage, countNodes,
   locksAvailable, messageLimitFor, newLockName, nodeLimitFor, parseWorkerData, watchLock,
 } from "./control.js";
 import { checkCall } from "./schema.js";
 import { PROTOCOL_VERSION, SYNC_BUFFER } from "./protocol.js";
 import { PYODIDE_DIR, RUNTIME_DIR } from "./layout.js";
+import { functionNameProblem, isIdentifier } from "./names.js";
 import { NOT_ISOLATED_WARNING, diagnoseWorkerScript, httpFailure } from "./hints.js";
 import { bootPlan, bootReport, offerSnapshot, planFields, poolFor, settlePlan } from "./pool.js";
 import { clearSnapshots } from "./snapshot.js";
 
 /** Code longer than this (UTF-8 bytes) is refused, as by the Python bridge. */
+export { BootError, ProtocolError, StateError, WorkerCrashed } from "./errors.js";
+
 export const MAX_CODE_BYTES = 1_000_000;
 
 const DISPOSED_MESSAGE = "MontyRuntime has been disposed";
@@ -80,85 +84,6 @@ const SYNC_MODES = ["auto", "jspi", "atomics", "none"];
 /** Isolated mode: workers kept booted for the next executions (poolSize overrides). */
 const DEFAULT_ISOLATED_WARM = 2;
 const CREATE_TOKEN = Symbol("MontyRuntime.create");
-
-// ----------------------------------------------------------------------------- errors
-
-/**
- * The runtime cannot take this request in its current state. `reason` is "busy"
- * (message "Bridge is already executing": another execution is still running on this
- * runtime), "disposed" or "broken".
- */
-export class StateError extends Error {
-  /**
-   * @param {string} message
-   * @param {"busy" | "disposed" | "broken"} [reason]
-   * @param {ErrorOptions} [options]
-   */
-  constructor(message, reason = "busy", options) {
-    super(message, options);
-    this.name = "StateError";
-    /** @type {"busy" | "disposed" | "broken"} */
-    this.reason = reason;
-  }
-}
-
-/** The worker running the execution died or reported an uncaught error. */
-export class WorkerCrashed extends Error {
-  /**
-   * @param {string} message
-   * @param {ErrorOptions} [options]
-   */
-  constructor(message, options) {
-    super(message, options);
-    this.name = "WorkerCrashed";
-  }
-}
-
-/** A worker failed to boot (`step` names the failed boot step). */
-export class BootError extends Error {
-  /**
-   * @param {string} message
-   * @param {string} [step]
-   * @param {ErrorOptions} [options]
-   */
-  constructor(message, step = "unknown", options) {
-    super(message, options);
-    this.name = "BootError";
-    /** @type {string} */
-    this.step = step;
-  }
-}
-
-/** A message broke the page/worker protocol. */
-export class ProtocolError extends Error {
-  /** @param {string} message */
-  constructor(message) {
-    super(message);
-    this.name = "ProtocolError";
-  }
-}
-
-function errorFromWorker(error) {
-  const name = String(error?.name ?? "Error");
-  const message = String(error?.message ?? "");
-  switch (name) {
-    case "StateError":
-      return new StateError(message, error?.reason ?? "busy");
-    case "TypeError":
-      return new TypeError(message);
-    case "ValueError":
-      return new RangeError(message);
-    case "ProtocolError":
-      return new ProtocolError(message);
-    case "BootError":
-      return new BootError(message, error?.step);
-    default: {
-      const err = new Error(message);
-      err.name = name;
-      return err;
-    }
-  }
-}
 
 // ---------------------------------------------------------------------- small helpers
 
@@ -191,10 +116,6 @@ function checkCode(code) {
   }
 }
 
-/** Python identifiers (PEP 3131, close enough to reject typos; the worker has the
- * last word with str.isidentifier()). */
-const IDENTIFIER = /^[\p{XID_Start}_]\p{XID_Continue}*$/u;
-
 /**
  * execute()'s `inputs` as the JSON text of their wire form. A plain object whose keys
  * are Python identifiers, as natively; anything else is a TypeError at the call.
@@ -205,7 +126,7 @@ function encodeInputs(inputs) {
     throw new TypeError("inputs must be a plain object whose keys are Python identifiers");
   }
   for (const key of Object.keys(inputs)) {
-    if (!IDENTIFIER.test(key)) {
+    if (!isIdentifier(key)) {
       throw new TypeError(`inputs must be a plain object whose keys are Python identifiers, got key ${JSON.stringify(key).slice(0, 60)}`);
     }
   }
@@ -255,14 +176,6 @@ function normalizeLimits(limits, where) {
   return out;
 }
 
-const PY_KEYWORDS = new Set(
-  ("False None True and as assert async await break class continue def del elif else except " +
-    "finally for from global if import in is lambda nonlocal not or pass raise return try " +
-    "while with yield").split(" "),
-);
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const isIdentifier = (s) => IDENT.test(s) && !PY_KEYWORDS.has(s);
-
 /**
  * Parameters of a JS function from its source, when they are plain names: `(city,
  * units) => ...` gives {city: {}, units: {}}, all required. Anything fancier (defaults,
@@ -302,13 +215,9 @@ function normalizeFunctions(functions) {
   if (typeof functions !== "object" || Array.isArray(functions)) {
     throw new TypeError("functions must be an object: { name: fn | { fn, description, parameters } }");
   }
-  const spaces = new Set();
+  const problem = functionNameProblem(Object.keys(functions));
+  if (problem !== null) throw new TypeError(problem);
   for (const [name, entry] of Object.entries(functions)) {
-    const parts = name.split(".");
-    if (parts.length > 2 || !parts.every(isIdentifier)) {
-      throw new TypeError(`host function name ${JSON.stringify(name)} is not a Python identifier`);
-    }
-    if (parts.length === 2) spaces.add(parts[0]);
     const fn = typeof entry === "function" ? entry : entry?.fn;
     if (typeof fn !== "function") throw new TypeError(`host function ${name} is not a function`);
     let parameters = typeof entry === "function" ? undefined : entry.parameters;
@@ -320,9 +229,6 @@ function normalizeFunctions(functions) {
     const names = parameters === null ? null : Object.keys(parameters.properties ?? {});
     table.set(name, { fn, names, parameters });
     schemas.push({ name, description, parameters });
-  }
-  for (const ns of spaces) {
-    if (table.has(ns)) throw new TypeError(`host function name ${ns} clashes with a namespace`);
   }
   return { table, schemas };
 }

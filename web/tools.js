@@ -30,6 +30,7 @@
  */
 
 import { encode } from "./codec.js";
+import { BUSY_MESSAGE } from "./errors.js";
 
 /** The policy names, in increasing cost. */
 export const POLICIES = Object.freeze(["queue", "busy", "sandbox"]);
@@ -99,7 +100,6 @@ export function describeFunctions(schemas) {
 }
 
 const NAME = /^[\p{L}\p{N}_-]{1,64}$/u;
-const BUSY_MESSAGE = "Bridge is already executing";
 
 // ------------------------------------------------------------------------ payloads
 

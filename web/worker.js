@@ -24,7 +24,8 @@
 // BootError with step "csp" unless the page passed requireCSP: false), loads what it
 // needs through the page (boot-fetch.js), and before `ready` removes the network,
 // storage and cross-context APIs from this global scope (lockdown.js).
-import { boot, describe } from "./boot.js";
+import { boot } from "./boot.js";
+import { describe } from "./errors.js";
 import { installBootFetch } from "./boot-fetch.js";
 import { checkWorkerPolicy, policyMissingMessage } from "./csp-check.js";
 import { lockDownGlobals } from "./lockdown.js";

@@ -87,6 +87,7 @@ SNAPSHOT_INPUTS: tuple[str, ...] = (
     "scripts/make-snapshot.mjs",
     "web/snapshot.js",
     "web/boot.js",
+    "web/errors.js",
     "web/node_modules/pyodide/pyodide.mjs",
     "web/node_modules/pyodide/pyodide.asm.mjs",
     "web/node_modules/pyodide/pyodide.asm.wasm",

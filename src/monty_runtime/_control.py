@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from .bridge import Execution, current_execution
 from .errors import ExecutionTimeout
 from .events import Print
-from .repl import _is_internal
+from .repl import is_internal_frame
 
 if TYPE_CHECKING:
     from .worker import WorkerSession
@@ -148,8 +148,7 @@ def _internal(frame: Any) -> bool:
     """A frame of the runtime, asyncio or Pyodide (not a place to raise into)."""
     if frame is None:
         return True
-    filename = frame.f_code.co_filename
-    return _is_internal(filename) or "/pyodide/" in filename
+    return is_internal_frame(frame.f_code.co_filename)
 
 
 class Control:

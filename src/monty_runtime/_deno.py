@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import codec
-from .errors import ScriptError, StateError
+from .errors import BUSY_MESSAGE, ScriptError, StateError
 from .events import ExecutionResult, event_from_dict
 from .extensions import HostFunction
 from .limits import Limits
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["DenoBackend", "DenoHost", "deno_executable", "web_root"]
 
 DISPOSED_MESSAGE = "MontyRuntime has been disposed"
-BUSY_MESSAGE = "Bridge is already executing"
 _LIMIT_KEYS = (
     "timeout", "grace", "max_output_bytes", "max_result_bytes", "max_recursion_depth", "memory",
 )

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol
 
 from . import codec
+from ._names import is_identifier
 from .errors import (
     BUSY_MESSAGE,
     ExecutionInterrupted,
@@ -517,9 +518,7 @@ class PlatformBridge:
         elif not isinstance(script_name, str) or not script_name or "\n" in script_name:
             raise ValueError(f"script_name must be a non-empty one-line str, got {script_name!r}")
         if inputs is not None:
-            if not isinstance(inputs, dict) or not all(
-                isinstance(k, str) and k.isidentifier() for k in inputs
-            ):
+            if not isinstance(inputs, dict) or not all(map(is_identifier, inputs)):
                 raise TypeError("inputs must be a dict whose keys are Python identifiers")
         # The guard: checked and taken synchronously, before anything can interleave.
         if self._disposed:

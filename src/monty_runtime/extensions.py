@@ -14,12 +14,13 @@ executed code) with a lifecycle: ``on_attach`` runs once before the first execut
 from __future__ import annotations
 
 import inspect
-import keyword
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+
+from ._names import is_identifier
 
 if TYPE_CHECKING:
     from .runtime import MontyRuntime
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 __all__ = ["Extension", "HostFunction", "schema_for_annotation", "validate"]
 
 JsonSchema = dict[str, Any]
-
-
-def _is_identifier(name: str) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name)
 
 
 def schema_for_annotation(annotation: Any) -> JsonSchema:
@@ -285,7 +282,7 @@ class Extension:
         """The functions, described and named ``<namespace>.<name>``; checks the
         namespace and that no function claims another namespace."""
         ns = self.namespace
-        if not isinstance(ns, str) or not _is_identifier(ns):
+        if not isinstance(ns, str) or not is_identifier(ns):
             raise ValueError(
                 f"{type(self).__name__}.namespace must be a Python identifier, got {ns!r}"
             )
@@ -300,7 +297,7 @@ class Extension:
                         f"function {hf.name!r} of extension {type(self).__name__} is not in "
                         f"its namespace {ns!r}"
                     )
-            if not _is_identifier(short):
+            if not is_identifier(short):
                 raise ValueError(f"host function name {short!r} is not a Python identifier")
             out.append(HostFunction._renamed(hf, f"{ns}.{short}"))
         return out

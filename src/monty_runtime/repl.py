@@ -284,15 +284,18 @@ def _display(text: str) -> str:
     return _CELL_FILE.sub(lambda m: f'File "{m.group(1)}"', text)
 
 
-_LOOP_FILES = ("/pyodide/webloop.py", "/_pyodide/")
+#: Pyodide's own packages (its event loop, the FFI), in its standard library zip.
+_PYODIDE_PARTS = ("/pyodide/", "/_pyodide/") if sys.platform == "emscripten" else ()
 
 
-def _is_internal(filename: str) -> bool:
-    """Frames of the runtime, of asyncio and of Pyodide's event loop: not the user's."""
+def is_internal_frame(filename: str) -> bool:
+    """The one rule for "not the user's frame": the runtime's own, asyncio's, and under
+    Pyodide, Pyodide's (its event loop and FFI). Tracebacks leave these out (here and in
+    worker.py), and an interrupt is never raised into one (_control.py)."""
     return (
         filename.startswith(_PACKAGE_DIR)
         or filename.startswith(_ASYNCIO_DIR)
-        or any(part in filename for part in _LOOP_FILES)
+        or any(part in filename for part in _PYODIDE_PARTS)
     )
 
 
@@ -301,7 +304,7 @@ def _trim(tb: types.TracebackType | None) -> types.TracebackType | None:
     (and the model) sees only frames of their code and of the libraries it called."""
     frames: list[types.TracebackType] = []
     while tb is not None:
-        if not _is_internal(tb.tb_frame.f_code.co_filename):
+        if not is_internal_frame(tb.tb_frame.f_code.co_filename):
             frames.append(tb)
         tb = tb.tb_next
     new: types.TracebackType | None = None

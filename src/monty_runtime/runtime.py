@@ -16,10 +16,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any, Literal
 
+from ._names import check_function_names, is_identifier
 from .bridge import Execution, PlatformBridge, check_code
 from .errors import StateError
 from .events import Event, ExecutionResult, Print, RunStarted
-from .extensions import Extension, HostFunction, _is_identifier
+from .extensions import Extension, HostFunction
 from .limits import Limits
 
 __all__ = ["ExecutionHandle", "MontyRuntime"]
@@ -181,14 +182,10 @@ def _build_functions(
     if isinstance(extensions, str | bytes) or not isinstance(extensions, Iterable):
         raise TypeError("extensions must be a list of Extension instances")
     out: list[HostFunction] = []
-    names: set[str] = set()
     for fn in functions:
         hf = HostFunction.from_callable(fn)
-        if not _is_identifier(hf.name):
+        if "." in hf.name:  # dotted names are an extension's (namespace.name)
             raise ValueError(f"host function name {hf.name!r} is not a Python identifier")
-        if hf.name in names:
-            raise ValueError(f"duplicate host function name {hf.name!r}")
-        names.add(hf.name)
         out.append(hf)
     exts = list(extensions)
     spaces: set[str] = set()
@@ -197,14 +194,13 @@ def _build_functions(
             raise TypeError(f"extensions must be Extension instances, got {type(ext).__name__}")
         fns = ext.host_functions()
         ns = ext.namespace
-        if ns in names or ns in spaces:
+        if ns in spaces or any(hf.name == ns for hf in out):
             raise ValueError(f"extension namespace {ns!r} clashes with another name")
         spaces.add(ns)
-        for hf in fns:
-            if hf.name in names:
-                raise ValueError(f"duplicate host function name {hf.name!r}")
-            names.add(hf.name)
         out.extend(fns)
+    # One rule for names (_names.py, as in the browser): identifiers, unique, and no
+    # namespace that is also a function's name.
+    check_function_names(hf.name for hf in out)
     return out, exts
 
 
@@ -402,7 +398,7 @@ class MontyRuntime:
         if inputs is not None and not isinstance(inputs, dict):
             raise TypeError("inputs must be a dict whose keys are Python identifiers")
         for key in inputs or ():
-            if not isinstance(key, str) or not _is_identifier(key):
+            if not isinstance(key, str) or not is_identifier(key):
                 raise TypeError(f"inputs keys must be Python identifiers, got {key!r}")
         handle = ExecutionHandle(loop)
         subscribers = self._subscribers

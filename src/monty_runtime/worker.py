@@ -29,19 +29,20 @@ import contextvars
 import inspect
 import itertools
 import json
-import keyword
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from . import _lockdown, _wire, codec
 from ._control import Control, PrintBatcher
+from ._names import check_function_names, is_identifier
 from .bridge import Execution, PlatformBridge, current_execution
 from .errors import HostError, StateError
 from .events import CallStarted, Event, ExecutionResult, Print, RunError, RunFinished
 from .extensions import HostFunction
 from .limits import Limits
 from .protocol import PROTOCOL_VERSION, check_message
+from .repl import is_internal_frame
 
 __all__ = [
     "SYNC_MODES",
@@ -418,20 +419,15 @@ class PyodidePlatform:
 
 
 def _without_loop_frames(exc: BaseException) -> BaseException:
-    """Drop the event loop's own frames (Pyodide's webloop runs a task's step inside
-    ``run_handle``) from the head of a traceback, so that it starts at the user's code
-    as it does natively."""
+    """Drop internal frames -- the event loop's own first (Pyodide's webloop runs a
+    task's step inside ``run_handle``) -- from the head of a traceback, so that it
+    starts at the user's code as it does natively."""
     tb = exc.__traceback__
-    while tb is not None and _is_loop_frame(tb.tb_frame.f_code.co_filename):
+    while tb is not None and is_internal_frame(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
     if tb is not exc.__traceback__:
         exc = exc.with_traceback(tb)
     return exc
-
-
-def _is_loop_frame(filename: str) -> bool:
-    return filename.endswith(("/pyodide/webloop.py", "/asyncio/events.py",
-                              "/asyncio/tasks.py", "/asyncio/futures.py"))
 
 
 def _quiet_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -501,10 +497,6 @@ class _PageFunction:
         return self._platform.host_async(ex, hf, list(args), kwargs)
 
 
-def _identifier(name: str) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name)
-
-
 def host_function_from_schema(spec: Any, platform: PyodidePlatform) -> HostFunction:
     """A :class:`HostFunction` for a page function described as ``{name, description,
     parameters}``.  ``parameters`` (a JSON Schema object) checks every call in the
@@ -512,11 +504,8 @@ def host_function_from_schema(spec: Any, platform: PyodidePlatform) -> HostFunct
     if not isinstance(spec, dict):
         raise TypeError(f"a host function description must be an object, got {spec!r:.80}")
     name = spec.get("name")
-    if not isinstance(name, str) or not all(_identifier(p) for p in name.split(".")) or (
-        name.count(".") > 1
-    ):
-        raise ValueError(f"host function name {name!r} is not a Python identifier "
-                         f"(or namespace.identifier)")
+    check_function_names([name])
+    name = str(name)  # (checked: a str)
     description = spec.get("description") or ""
     if not isinstance(description, str):
         raise TypeError(f"description of {name} must be a string")
@@ -529,7 +518,7 @@ def host_function_from_schema(spec: Any, platform: PyodidePlatform) -> HostFunct
         raise TypeError(f"parameters of {name} must be a JSON Schema object with properties")
     else:
         for key in params.get("properties", {}):
-            if not _identifier(key):
+            if not is_identifier(key):
                 raise ValueError(f"parameter {key!r} of {name} is not a Python identifier")
     return HostFunction(
         name=name,
@@ -568,7 +557,7 @@ class WorkerSession:
         if not isinstance(functions, list):
             raise TypeError("functions must be a list of {name, description, parameters}")
         self.functions = [host_function_from_schema(f, self.platform) for f in functions]
-        _check_names([f.name for f in self.functions])
+        check_function_names(f.name for f in self.functions)
         self.limits = Limits.coerce(config.get("limits"))
         self.sandbox = bool(config.get("sandbox"))
         self.bridge: PlatformBridge | None = None
@@ -847,21 +836,6 @@ def _encode_message(message: dict[str, Any]) -> str:
     except (TypeError, ValueError) as exc:  # pragma: no cover - wire values are JSON
         return _dumps({"type": "log", "level": "error",
                        "message": f"cannot encode a {message.get('type')} message: {exc}"})
-
-
-def _check_names(names: list[str]) -> None:
-    seen: set[str] = set()
-    spaces: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise ValueError(f"duplicate host function name {name!r}")
-        seen.add(name)
-        ns, _, _ = name.rpartition(".")
-        if ns:
-            spaces.add(ns)
-    clash = seen & spaces
-    if clash:
-        raise ValueError(f"host function name {sorted(clash)[0]!r} clashes with a namespace")
 
 
 # -- entry points for worker.js -----------------------------------------------------------
