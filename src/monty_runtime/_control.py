@@ -1,4 +1,4 @@
-"""The worker's control channel and print batching (the Pyodide side).
+"""The worker's control channel (the Pyodide side).
 
 A Pyodide worker has one thread: while executed code runs a CPU-bound loop, the worker
 reads no messages.  When the page is cross-origin isolated it reaches the code anyway:
@@ -15,42 +15,40 @@ reads no messages.  When the page is cross-origin isolated it reaches the code a
   ``TIMEOUT``    raise ``ExecutionTimeout`` (reported as ``TimeoutError``) in it;
 
   and, on every signal (the page also sends bare "ticks" while an execution is in
-  flight), flushes the print text held by :class:`PrintBatcher`.
-
-Executed code that prints a lot would otherwise post one message per line.
-:class:`PrintBatcher` holds the ``print`` events of one execution and posts them
-merged: at once when the previous flush is older than :data:`FLUSH_SECONDS`, else when
-:data:`FLUSH_CHARS` are pending, before any other event (so ``call_started``, the final
-event and the result always follow the text printed before them), on a control tick,
-or from the event loop when the code awaits.
+  flight), flushes the print text the session holds back (``_batching.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import signal
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .bridge import Execution, current_execution
 from .errors import ExecutionTimeout
-from .events import Print
 from .repl import is_internal_frame
 
-if TYPE_CHECKING:
-    from .worker import WorkerSession
+
+class Session(Protocol):
+    """What the control channel needs of the worker session it serves
+    (``worker.WorkerSession``; a fake in the unit tests)."""
+
+    def in_sync_call(self) -> bool:
+        """Whether the code blocks in a sync-style host call now (JSPI ``run_sync`` or
+        ``Atomics.wait``): calling into JavaScript then would break the call."""
+
+    def flush_output(self) -> None:
+        """Post the print text held back for batching."""
+
+    def execution_of(self, rid: Any) -> Execution | None:
+        """The running execution of the page's request ``rid``, if its code still runs."""
 
 __all__ = [
-    "FLUSH_CHARS",
-    "FLUSH_SECONDS",
     "KIND_INTERRUPT",
     "KIND_TIMEOUT",
-    "MAX_BATCH",
     "SIGNUM",
     "Control",
-    "PrintBatcher",
+    "Session",
 ]
 
 #: The signal number the page writes into the interrupt buffer: "read the ring".
@@ -59,89 +57,6 @@ SIGNUM = 10  # SIGUSR1; Pyodide ignores it unless a handler is installed
 # alone now (web/monty-runtime.js BusyGuard), so the kind is retired, not reused.
 KIND_INTERRUPT = 2
 KIND_TIMEOUT = 3
-
-#: Print batching: post held text when the last post is older than this (seconds) ...
-FLUSH_SECONDS = 0.016
-#: ... or when this many characters are held.
-FLUSH_CHARS = 65536
-
-#: Most messages in one batch (the page refuses a longer one: web/control.js MAX_BATCH).
-MAX_BATCH = 16
-
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
-_clock = time.monotonic
-
-
-class PrintBatcher:
-    """The ``print`` events of one execution, posted merged (see the module doc)."""
-
-    __slots__ = ("_execution_id", "_last", "_post", "_prefix", "_segments", "_size",
-                 "_timer")
-
-    def __init__(self, post: Callable[[str], None], prefix: str) -> None:
-        self._post = post
-        self._prefix = prefix  # '{"type":"event","id":<rid>,"event":'
-        self._segments: list[tuple[str, list[str]]] = []
-        self._size = 0
-        self._last = 0.0
-        self._execution_id = ""
-        self._timer: Any = None
-
-    @property
-    def pending(self) -> int:
-        """Characters held."""
-        return self._size
-
-    def add(self, event: Print) -> None:
-        segments = self._segments
-        if segments and segments[-1][0] == event.stream:
-            segments[-1][1].append(event.text)
-        else:
-            segments.append((event.stream, [event.text]))
-            self._execution_id = event.execution_id
-        self._size += len(event.text)
-        if self._size >= FLUSH_CHARS or _clock() - self._last >= FLUSH_SECONDS:
-            self.flush()
-        elif self._timer is None:
-            self._schedule()
-
-    def flush(self) -> None:
-        """Post what is held (one message; a JSON array when there are several)."""
-        segments = self._segments
-        if not segments:
-            return
-        self._segments = []
-        self._size = 0
-        self._last = _clock()
-        prefix = self._prefix
-        eid = self._execution_id
-        texts = [
-            prefix + _dumps(Print(eid, stream, "".join(parts)).to_dict()) + "}"  # type: ignore[arg-type]
-            for stream, parts in segments
-        ]
-        for start in range(0, len(texts), MAX_BATCH):
-            group = texts[start:start + MAX_BATCH]
-            self._post(group[0] if len(group) == 1 else "[" + ",".join(group) + "]")
-
-    def close(self) -> None:
-        self.flush()
-        timer = self._timer
-        self._timer = None
-        if timer is not None:
-            timer.cancel()
-
-    def _schedule(self) -> None:
-        # Runs when the code awaits (or ends); a CPU-bound loop is covered by the
-        # control ticks, or by its next print.
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        self._timer = loop.call_later(FLUSH_SECONDS, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.flush()
 
 
 def _internal(frame: Any) -> bool:
@@ -167,7 +82,7 @@ class Control:
     request, so that one interrupt raises one exception.
     """
 
-    def __init__(self, session: WorkerSession, read: Callable[..., Any]) -> None:
+    def __init__(self, session: Session, read: Callable[..., Any]) -> None:
         self.session = session
         self._read = read
         self._requests: dict[Any, list[int]] = {}  # rid -> [ring, message] interrupts
@@ -183,7 +98,7 @@ class Control:
             signal.signal(SIGNUM, self.on_signal)
 
     def on_signal(self, signum: int, frame: Any) -> None:
-        if self.session.platform.blocking:
+        if self.session.in_sync_call():
             # Inside a sync-style host call (JSPI run_sync / Atomics.wait): calling into
             # JavaScript here breaks the call. The ring keeps its entries, the page's
             # ticks signal again, and an interrupt reaches the call as a message.
@@ -241,7 +156,7 @@ class Control:
         if ex is None:
             return
         ex.interrupt(exc_type)  # fails the host call it waits for / cancels its task
-        if current_execution.get() is ex and not getattr(ex.host, "interrupting", False):
+        if current_execution.get() is ex and not getattr(ex.state, "interrupting", False):
             self._stops[rid] = exc_type  # it runs now: raise it from the handler
 
     def _deliver(self, frame: Any) -> BaseException | None:
@@ -260,8 +175,4 @@ class Control:
         return None
 
     def _execution(self, rid: Any) -> Execution | None:
-        bridge = self.session.running.get(rid)
-        ex = None if bridge is None else bridge.current
-        if ex is None or ex.finished or getattr(ex.host, "rid", None) != rid:
-            return None
-        return ex
+        return self.session.execution_of(rid)

@@ -16,10 +16,9 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .bridge import Execution, current_execution
-from .extensions import HostFunction
+from .bridge import Execution, HostCall, current_execution
 
-__all__ = ["NativePlatform", "native_platform"]
+__all__ = ["NativePlatform", "NativeState", "native_platform"]
 
 _set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
 _set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
@@ -80,49 +79,67 @@ class _Workers:
 _workers = _Workers()
 
 
-def _loop(ex: Execution) -> asyncio.AbstractEventLoop:
-    loop = ex.host
-    assert isinstance(loop, asyncio.AbstractEventLoop)
-    return loop
+class NativeState:
+    """The native platform's state of one execution (``Execution.state``)."""
+
+    __slots__ = ("cell_loop", "loop", "thread_id", "waiting")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        #: The caller's loop: host functions and the execution's events run there.
+        self.loop = loop
+        #: The thread that runs the code (set when it starts).
+        self.thread_id: int | None = None
+        #: The sync host call the code blocks on, if any.
+        self.waiting: concurrent.futures.Future[Any] | None = None
+        #: The cell's own event loop while a cell with top-level ``await`` runs.
+        self.cell_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _state(ex: Execution) -> NativeState:
+    state = ex.state
+    if not isinstance(state, NativeState):  # pragma: no cover - a wiring error
+        raise TypeError(f"execution {ex.id} has no native state: {state!r}")
+    return state
 
 
 class NativePlatform:
     """See :class:`monty_runtime.bridge.Platform`.  Stateless: the caller's loop travels
-    with each execution (``Execution.host``), so one runtime may be used from
+    with each execution (``NativeState``), so one runtime may be used from
     ``execute_sync`` (a private loop per call) and from async code alike."""
 
     def submit(self, execution: Execution, job: Callable[[], None]) -> None:
+        state = _state(execution)
+
         def run() -> None:
-            execution.thread_id = threading.get_ident()
+            state.thread_id = threading.get_ident()
             try:
                 job()
             except BaseException as exc:
                 # An interrupt that landed in the runtime's own code after the user's
                 # code had stopped: report it rather than lose the result.
                 self._disarm(execution)
-                if not execution.completed:
-                    bridge = execution.bridge
-                    bridge._stop(execution, bridge.repl, None, exc)
+                execution.bridge.fail(execution, exc)
             finally:
                 self._disarm(execution)
 
         _workers.submit(run)
 
     def to_host(self, execution: Execution, fn: Callable[[], None]) -> None:
-        loop = _loop(execution)
+        loop = _state(execution).loop
         try:
             loop.call_soon_threadsafe(fn)
         except RuntimeError:  # the caller's loop is closed: nobody is listening
             pass
 
     def call_later(self, execution: Execution, delay: float, fn: Callable[[], None]) -> Any:
-        return _loop(execution).call_later(delay, fn)
+        return _state(execution).loop.call_later(delay, fn)
 
     def run_coroutine(
         self, execution: Execution, coro: Any, done: Callable[[Any, BaseException | None], None]
     ) -> None:
+        state = _state(execution)
         loop = asyncio.new_event_loop()
-        execution.blocking = ("loop", loop)
+        state.cell_loop = loop
         value: Any = None
         error: BaseException | None = None
         try:
@@ -134,12 +151,13 @@ class NativePlatform:
             self._disarm(execution)
             _cancel_all(loop)
         finally:
-            execution.blocking = None
+            state.cell_loop = None
             loop.close()
         done(value, error)
 
-    def host_sync(self, execution: Execution, fn: HostFunction, args: list[Any],
-                  kwargs: dict[str, Any]) -> Any:
+    def host_sync(self, execution: Execution, call: HostCall) -> Any:
+        fn, args, kwargs = call.fn, call.args, call.kwargs
+        state = _state(execution)
         if not fn.is_async:
             result = fn.fn(*args, **kwargs)
             if not asyncio.iscoroutine(result):
@@ -147,12 +165,12 @@ class NativePlatform:
             coro = result
         else:
             coro = fn.fn(*args, **kwargs)
-        future = asyncio.run_coroutine_threadsafe(coro, _loop(execution))
+        future = asyncio.run_coroutine_threadsafe(coro, state.loop)
         with execution.lock:
-            if execution.interrupt_exc is not None and not execution.finished:
+            if execution.interrupt_exc is not None and not execution.stopped:
                 future.cancel()
                 raise execution.interrupt_exc()
-            execution.blocking = future
+            state.waiting = future
         try:
             return future.result()
         except concurrent.futures.CancelledError:
@@ -162,10 +180,10 @@ class NativePlatform:
             raise
         finally:
             with execution.lock:
-                execution.blocking = None
+                state.waiting = None
 
-    def host_async(self, execution: Execution, fn: HostFunction, args: list[Any],
-                   kwargs: dict[str, Any]) -> Awaitable[Any]:
+    def host_async(self, execution: Execution, call: HostCall) -> Awaitable[Any]:
+        fn, args, kwargs = call.fn, call.args, call.kwargs
         if not fn.is_async:
             from .bridge import _Resolved
 
@@ -178,30 +196,30 @@ class NativePlatform:
             coro = result
         else:
             coro = fn.fn(*args, **kwargs)
-        future = asyncio.run_coroutine_threadsafe(coro, _loop(execution))
+        future = asyncio.run_coroutine_threadsafe(coro, _state(execution).loop)
         return asyncio.wrap_future(future)
 
     def interrupt(self, execution: Execution, exc: type[BaseException]) -> None:
+        state = _state(execution)
         with execution.lock:
-            if execution.finished:
+            if execution.stopped:
                 return
-            blocking = execution.blocking
-            tid = execution.thread_id
-            if isinstance(blocking, concurrent.futures.Future):
+            waiting = state.waiting
+            if waiting is not None:
                 # Blocked in a sync host call: fail the wait instead of raising into C.
-                blocking.cancel()
+                waiting.cancel()
                 return
-            if tid is not None:
-                _set_async_exc(tid, exc)
-        if isinstance(blocking, tuple):
+            if state.thread_id is not None:
+                _set_async_exc(state.thread_id, exc)
+            cell_loop = state.cell_loop
+        if cell_loop is not None:
             # Waiting in the cell's own event loop: wake it so the exception is seen.
-            loop = blocking[1]
             try:
-                loop.call_soon_threadsafe(lambda: None)
+                cell_loop.call_soon_threadsafe(lambda: None)
             except RuntimeError:
                 pass
 
-    def finished(self, execution: Execution) -> None:
+    def stopped(self, execution: Execution) -> None:
         self._disarm(execution)
 
     @staticmethod
@@ -209,7 +227,7 @@ class NativePlatform:
         # Clear an asynchronous exception that arrived too late to matter, so that it
         # never fires inside the runtime's own code (or the next job of this thread).
         tid = threading.get_ident()
-        if execution.thread_id == tid:
+        if _state(execution).thread_id == tid:
             _clear_async_exc(tid, None)
 
 

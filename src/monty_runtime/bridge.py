@@ -26,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import codec
@@ -68,15 +69,37 @@ current_execution: contextvars.ContextVar[Execution | None] = contextvars.Contex
 )
 
 
+@dataclass(frozen=True, slots=True)
+class HostCall:
+    """One host call as the platform gets it: the function, its arguments as Python
+    values, and the same arguments in wire form (already encoded: a platform that
+    forwards them, as the browser worker does, sends these as they are)."""
+
+    fn: HostFunction
+    args: list[Any]
+    kwargs: dict[str, Any]
+    wire_args: Any
+    wire_kwargs: Any
+
+
 class Platform(Protocol):
-    """What differs between native CPython and Pyodide.  Everything else is shared."""
+    """What differs between native CPython (``_native.py``) and Pyodide
+    (``_pyodide.py``). Everything else is shared, here.
+
+    A platform keeps what it needs per execution in ``Execution.state``, an object of
+    its own type that its caller hands to :meth:`PlatformBridge.execute` (natively the
+    caller's loop and the code's thread; in the worker the page's request). The bridge
+    never reads it. A platform calls the bridge back through its public hooks only:
+    :meth:`PlatformBridge.fail` when its own code fails around an execution.
+    """
 
     def submit(self, execution: Execution, job: Callable[[], None]) -> None:
         """Run ``job`` off the caller's event loop (native: a thread; Pyodide: soon, on
         the worker's own thread)."""
 
     def to_host(self, execution: Execution, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on the host side (native: the caller's loop; Pyodide: now)."""
+        """Run ``fn`` on the host side: where the app's code runs (native: the caller's
+        loop; Pyodide: now)."""
 
     def call_later(self, execution: Execution, delay: float, fn: Callable[[], None]) -> Any:
         """Schedule ``fn`` on the host side after ``delay`` seconds; returns a handle with
@@ -88,20 +111,19 @@ class Platform(Protocol):
         """Drive a cell that used top-level ``await`` to completion, then call
         ``done(value, exc)`` in the execution's context."""
 
-    def host_sync(self, execution: Execution, fn: HostFunction, args: list[Any],
-                  kwargs: dict[str, Any]) -> Any:
+    def host_sync(self, execution: Execution, call: HostCall) -> Any:
         """Call a host function from executed code and block until it answers."""
 
-    def host_async(self, execution: Execution, fn: HostFunction, args: list[Any],
-                   kwargs: dict[str, Any]) -> Awaitable[Any]:
+    def host_async(self, execution: Execution, call: HostCall) -> Awaitable[Any]:
         """Start a host call now and return an awaitable of its value."""
 
     def interrupt(self, execution: Execution, exc: type[BaseException]) -> None:
         """Raise ``exc`` in the running code as soon as possible (between bytecodes, or in
         a pending host call)."""
 
-    def finished(self, execution: Execution) -> None:
-        """The execution's code has stopped (disarm pending interrupts)."""
+    def stopped(self, execution: Execution) -> None:
+        """The execution's code has stopped (``Execution.stopped`` is set): disarm
+        pending interrupts, stop what the code left running."""
 
 
 # -- host functions as seen by executed code ----------------------------------------
@@ -182,7 +204,7 @@ class HostProxy:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         ex = current_execution.get()
-        if ex is None or ex.finished:
+        if ex is None or ex.stopped:
             raise RuntimeError(
                 f"host function {self._hf.name}() can only be called while code is executing"
             )
@@ -291,7 +313,7 @@ class Execution:
         limits: Limits,
         on_event: EventSink,
         on_complete: CompletionSink,
-        host: Any,
+        state: Any,
     ) -> None:
         self.id = f"ex-{next(_ids)}"
         self.bridge = bridge
@@ -299,26 +321,25 @@ class Execution:
         self.script_name = script_name
         self.inputs = inputs
         self.limits = limits
-        self.host = host  # platform data (native: the caller's loop)
+        #: The platform's own state for this execution (see :class:`Platform`).
+        self.state = state
         self.on_event = on_event
         self.on_complete = on_complete
         self.capture = OutputCapture(self._print, limits.max_output_bytes, OutputLimitExceeded)
         self.started = time.perf_counter()
-        self.finished = False  # the code stopped (set in the code's thread)
-        self.completed = False  # the result was delivered (host side)
-        self.abandoned = False  # given up on (session lost / disposed): drop its output
+        # Its life, in order: the code stopped (set in the code's context), the result
+        # was delivered (host side); abandoned: given up on (session lost, disposed), its
+        # output is dropped.
+        self.stopped = False
+        self.completed = False
+        self.abandoned = False
         # Re-entrant: in a worker, the control channel's signal handler runs on the one
         # thread, between any two bytecodes -- also inside a ``with ex.lock`` block, and
         # then calls ``interrupt()``.  A plain Lock would deadlock the worker there.
         self.lock = threading.RLock()
-        self.thread_id: int | None = None
-        self.blocking: Any = None  # a host call the code is blocked on (native)
         self.interrupt_exc: type[BaseException] | None = None
         self.timers: list[Any] = []
         self.prelude: Callable[[], None] | None = None  # runs first, in the code's context
-        #: The wire form (args, kwargs) of the host call being handed to the platform, for
-        #: a platform that forwards it as is (the browser worker); None otherwise.
-        self.call_wire: tuple[Any, Any] | None = None
         self._call_ids = itertools.count(1)
         self._outbox: deque[Any] = deque()
         self._drain_scheduled = False
@@ -379,12 +400,12 @@ class Execution:
         call_kwargs = codec.decode(wire_kwargs)
         started = time.perf_counter()
         platform = self.bridge.platform
-        self.call_wire = (wire_args, wire_kwargs)
+        call = HostCall(hf, call_args, call_kwargs, wire_args, wire_kwargs)
         if awaited:
-            inner = platform.host_async(self, hf, call_args, call_kwargs)
+            inner = platform.host_async(self, call)
             return _pending_call(self, hf.name, call_id, started, inner)
         try:
-            value = platform.host_sync(self, hf, call_args, call_kwargs)
+            value = platform.host_sync(self, call)
         except BaseException as exc:
             raise self.call_failed(hf.name, call_id, started, exc) from None
         return self.call_returned(hf.name, call_id, started, value)
@@ -414,7 +435,7 @@ class Execution:
     def interrupt(self, exc: type[BaseException]) -> None:
         """Raise ``exc`` in the running code (no-op once it has stopped)."""
         with self.lock:
-            if self.finished:
+            if self.stopped:
                 return
             self.interrupt_exc = exc
         self.bridge.platform.interrupt(self, exc)
@@ -503,7 +524,7 @@ class PlatformBridge:
         script_name: str | None = None,
         inputs: dict[str, Any] | None = None,
         limits: Limits | None = None,
-        host: Any = None,
+        state: Any = None,
         prelude: Callable[[], None] | None = None,
     ) -> Execution:
         """Start one execution or raise ``StateError`` at once (busy / disposed).
@@ -529,7 +550,7 @@ class PlatformBridge:
         try:
             ex = Execution(
                 self, code, script_name, inputs, limits or self.limits, on_event, on_complete,
-                host,
+                state,
             )
             ex.prelude = prelude
             self._current = ex
@@ -606,8 +627,8 @@ class PlatformBridge:
     def _stop(self, ex: Execution, repl: Repl, _value: Any, exc: BaseException | None) -> None:
         """The code stopped: build the result in the code's context and send it home."""
         with ex.lock:
-            ex.finished = True
-        self.platform.finished(ex)
+            ex.stopped = True
+        self.platform.stopped(ex)
         value_wire: Any = None
         error: ScriptError | None = None
         if exc is None:
@@ -661,6 +682,22 @@ class PlatformBridge:
                 duration_ms=duration,
             )
         )
+
+    def fail(self, ex: Execution, exc: BaseException) -> None:
+        """A platform's hook: its own code failed around ``ex`` (not the user's code:
+        ``exc`` escaped the job, or an interrupt landed after the code stopped). Never
+        keeps the guard taken: the result reports ``exc`` -- as the code's error while
+        the code has not stopped, else as an ``InternalError`` -- unless it was
+        delivered already."""
+        if ex.completed:
+            return
+        if not ex.stopped:
+            self._stop(ex, self.repl, None, exc)
+            return
+        self._complete(ex, ExecutionResult(
+            error=ScriptError("InternalError", f"{type(exc).__name__}: {exc}"),
+            execution_id=ex.id,
+        ))
 
     # -- host side ----------------------------------------------------------------------
 

@@ -105,6 +105,12 @@ def _set_if_pending(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
+def _native_state(loop: asyncio.AbstractEventLoop) -> Any:
+    from ._native import NativeState
+
+    return NativeState(loop)
+
+
 class ExecutionHandle:
     """What ``execute()`` returns at once: ``events`` (an async stream of this
     execution's events, ending after ``run_finished``/``run_error``) and ``result`` (an
@@ -301,7 +307,7 @@ class MontyRuntime:
     # -- execution ----------------------------------------------------------------------
 
     def _platform(self) -> Any:
-        from ._native import native_platform
+        from ._native import native_platform  # (ctypes: imported on first use)
 
         return native_platform
 
@@ -377,7 +383,7 @@ class MontyRuntime:
             script_name=script_name,
             inputs=inputs,
             limits=call_limits,
-            host=loop,
+            state=_native_state(loop),
             prelude=self._attach_from_code_thread
             if self._attached is None and self._extensions
             else None,
@@ -477,7 +483,7 @@ class MontyRuntime:
                 try:
                     out = ext.on_attach(self)
                     if asyncio.iscoroutine(out):
-                        asyncio.run_coroutine_threadsafe(out, ex.host).result()
+                        asyncio.run_coroutine_threadsafe(out, ex.state.loop).result()
                 except Exception as exc:
                     self._attached = None
                     self._dispose_extensions(attached)

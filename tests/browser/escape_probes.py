@@ -370,7 +370,7 @@ def run_column(page: Any, server: Any, sink: Sink, name: str, *, csp_only: bool 
 FORGE_PY = r'''
 import json, sys
 js = reach("js")
-rid = reach("monty_runtime.bridge").current_execution.get().host.rid
+rid = reach("monty_runtime.bridge").current_execution.get().state.rid
 UNKNOWN = 987654321
 def result(i, value="FORGED"):
     return {"type": "result", "id": i, "value": value, "stdout": "FORGED", "stderr": "",
@@ -414,7 +414,7 @@ time.sleep(1)
 OWN_PY = r'''
 import json, sys
 js = reach("js")
-rid = reach("monty_runtime.bridge").current_execution.get().host.rid
+rid = reach("monty_runtime.bridge").current_execution.get().state.rid
 js.postMessage(json.dumps({"type": "result", "id": rid, "value": "FORGED-OWN", "stdout": "",
                            "stderr": "", "error": None, "session_lost": False}))
 "genuine"

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monty_runtime import MontyRuntime, StateError
+from monty_runtime._native import NativeState
 
 PROGRAMS = [
     "counter += 1\ncounter",  # fast
@@ -153,7 +154,7 @@ def test_guard_is_atomic_across_threads() -> None:
             barrier.wait()
             try:
                 bridge.execute("import time\ntime.sleep(0.05)", on_event=lambda e: None,
-                               on_complete=lambda r: None, host=loop)
+                               on_complete=lambda r: None, state=NativeState(loop))
                 accepted.append(i)
             except StateError:
                 refused.append(i)

@@ -1,4 +1,4 @@
-"""The worker's control channel and print batching (monty_runtime._control), driven in
+"""The worker's control channel (monty_runtime._control), driven in
 CPython: the signal handler is called directly (``Control.tick``) with a scripted ring,
 and ``web/protocol.js`` must agree with the Python constants."""
 
@@ -13,40 +13,19 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-from worker_hooks import FakeHooks
+from worker_hooks import make_session, until
 
-from monty_runtime import _control, worker
+from monty_runtime import _control
 from monty_runtime._control import (
     KIND_INTERRUPT,
     KIND_TIMEOUT,
     SIGNUM,
-    PrintBatcher,
 )
 from monty_runtime.bridge import current_execution
 from monty_runtime.errors import ExecutionTimeout
-from monty_runtime.events import Print
-from monty_runtime.protocol import PROTOCOL_VERSION
 from monty_runtime.repl import OutputCapture
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def make_session(**config: Any) -> tuple[worker.WorkerSession, FakeHooks]:
-    hooks = FakeHooks()
-    base = {"version": PROTOCOL_VERSION, "functions": [
-        {"name": "wait", "description": "", "parameters": None}], "sandbox": False,
-        "limits": None, "sync": "none", "control": True}
-    base.update(config)
-    return worker.WorkerSession(hooks, base), hooks
-
-
-async def until(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.001)
 
 
 # -------------------------------------------------------------------- constants
@@ -67,75 +46,6 @@ def test_constants_match_protocol_js() -> None:
     assert control["BYTES"] == (control["RING"] + 2 * control["SLOTS"]) * 4
     assert len({control[k] for k in ("SIGNAL", "WRITE", "READ", "BEAT")}) == 4
     assert control["RING"] > max(control[k] for k in ("SIGNAL", "WRITE", "READ", "BEAT"))
-
-
-# ---------------------------------------------------------------- print batching
-
-
-def test_print_batcher_merges_and_flushes(monkeypatch: pytest.MonkeyPatch) -> None:
-    posted: list[str] = []
-    now = [100.0]
-    monkeypatch.setattr(_control, "_clock", lambda: now[0])
-    batch = PrintBatcher(posted.append, '{"type":"event","id":1,"event":')
-    batch.add(Print("ex-1", "stdout", "a\n"))  # the first: posted at once
-    assert len(posted) == 1
-    for text in ("b\n", "c\n"):
-        batch.add(Print("ex-1", "stdout", text))
-    batch.add(Print("ex-1", "stderr", "e\n"))
-    assert len(posted) == 1 and batch.pending == 6
-    now[0] += _control.FLUSH_SECONDS  # the next print finds the last post old enough
-    batch.add(Print("ex-1", "stdout", "d\n"))
-    assert len(posted) == 2 and batch.pending == 0
-    merged = json.loads(posted[1])
-    assert [m["event"]["text"] for m in merged] == ["b\nc\n", "e\n", "d\n"]
-    assert [m["event"]["stream"] for m in merged] == ["stdout", "stderr", "stdout"]
-    assert all(m["event"]["execution_id"] == "ex-1" and m["id"] == 1 for m in merged)
-    big = "x" * _control.FLUSH_CHARS
-    batch.add(Print("ex-1", "stdout", big))  # the size bound
-    assert json.loads(posted[2])["event"]["text"] == big
-    batch.close()
-    assert len(posted) == 3
-
-
-async def test_flood_is_coalesced_in_order_and_exact() -> None:
-    s, hooks = make_session()
-    s.execute(1, "for i in range(20000):\n    print(i)\nprint('end', flush=True)")
-    events = [m["event"] for m in hooks.of("event", 1)]
-    prints = [e for e in events if e["type"] == "print"]
-    assert prints and len(prints) < 200
-    text = "".join(e["text"] for e in prints)
-    assert text == "".join(f"{i}\n" for i in range(20000)) + "end\n"
-    assert events[0]["type"] == "run_started" and events[-1]["type"] == "run_finished"
-    assert hooks.of("result", 1)[0]["stdout"] == text
-
-
-async def test_prints_leave_before_the_host_call_that_follows_them() -> None:
-    s, hooks = make_session()
-    s.execute(1, "print('a')\nprint('b')\nv = await wait()\nprint('c')")
-    await until(lambda: hooks.of("host_call"))
-    kinds = [(m["type"], m.get("event", {}).get("type")) for m in hooks.sent]
-    assert ("event", "call_started") in kinds
-    texts = "".join(m["event"]["text"] for m in hooks.of("event", 1) if m["event"]["type"] == "print")
-    assert texts == "a\nb\n", "held print text must precede call_started"
-    call = hooks.of("host_call")[0]
-    hooks.settle(call["id"], json.dumps({"ok": True, "value": 1}))
-    await until(lambda: hooks.of("result", 1))
-    assert hooks.of("result", 1)[0]["stdout"] == "a\nb\nc\n"
-
-
-async def test_tick_flushes_held_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_control, "_clock", lambda: 100.0)
-    s, hooks = make_session()
-    s.execute(1, "print('a')\nprint('b')\nimport asyncio\nawait asyncio.sleep(0.5)")
-    for _ in range(3):
-        await asyncio.sleep(0)  # the cell runs up to its sleep
-    held = list(s.outboxes.values())
-    assert held and held[0].pending == 2  # 'b\n' is held (the 'a' went at once)
-    assert s.control is not None
-    s.control.tick()
-    texts = [m["event"]["text"] for m in hooks.of("event", 1) if m["event"]["type"] == "print"]
-    assert texts == ["a\n", "b\n"]
-    await until(lambda: hooks.of("result", 1))
 
 
 # ------------------------------------------------------------------ output capture
@@ -235,7 +145,7 @@ def test_interrupt_is_raised_only_from_the_users_frame() -> None:
     def prelude() -> None:  # runs in the execution's context, like its code
         ex = current_execution.get()
         assert ex is not None
-        hooks.ring += [KIND_TIMEOUT, ex.host.rid]
+        hooks.ring += [KIND_TIMEOUT, ex.state.rid]
         seen["internal"] = control.tick(_frame(_control.__file__))
         seen["rearmed"] = hooks.rearmed
         seen["user"] = control.tick(_frame("main.py#3"))

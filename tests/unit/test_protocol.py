@@ -15,6 +15,7 @@ import pytest
 from worker_hooks import FakeHooks
 
 from monty_runtime import codec, protocol, worker
+from monty_runtime._pyodide import PyodidePlatform
 from monty_runtime.protocol import MESSAGES, PROTOCOL_VERSION, check_message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -297,7 +298,7 @@ def test_bad_configuration() -> None:
 
 
 def test_host_function_from_schema() -> None:
-    platform = worker.PyodidePlatform(FakeHooks())
+    platform = PyodidePlatform(FakeHooks())
     hf = worker.host_function_from_schema(FUNCTIONS[0], platform)
     assert hf.is_async and hf.signature is None and hf.to_schema() == {
         "name": "add", "description": "Add.", "parameters": FUNCTIONS[0]["parameters"]}
@@ -306,21 +307,6 @@ def test_host_function_from_schema() -> None:
         hf.bind((1,), {})
     open_fn = worker.host_function_from_schema({"name": "f", "parameters": None}, platform)
     open_fn.bind((1, 2, 3), {"anything": 4})
-
-
-def test_the_batch_limit_is_the_same_on_both_sides_and_print_batches_respect_it() -> None:
-    from monty_runtime._control import MAX_BATCH, PrintBatcher
-
-    text = (Path(__file__).resolve().parents[2] / "web" / "control.js").read_text(encoding="utf-8")
-    found = re.search(r"export const MAX_BATCH = (\d+);", text)
-    assert found and int(found.group(1)) == MAX_BATCH
-    posted: list[str] = []
-    batcher = PrintBatcher(posted.append, '{"type":"event","id":1,"event":')
-    for i in range(5 * MAX_BATCH):  # alternating streams: one segment each
-        batcher._segments.append(("stdout" if i % 2 else "stderr", [str(i)]))
-    batcher.flush()
-    sizes = [len(m) if isinstance(m := json.loads(p), list) else 1 for p in posted]
-    assert max(sizes) <= MAX_BATCH and sum(sizes) == 5 * MAX_BATCH
 
 
 async def test_tasks_an_execution_leaves_running_stop_when_the_worker_is_idle() -> None:

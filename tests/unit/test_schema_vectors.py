@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from monty_runtime import codec
-from monty_runtime.worker import PyodidePlatform, host_function_from_schema
+from monty_runtime._pyodide import PyodidePlatform
+from monty_runtime.worker import host_function_from_schema
 
 VECTORS: list[dict[str, Any]] = json.loads(
     (Path(__file__).resolve().parents[1] / "schema_vectors.json").read_text(encoding="utf-8")

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
+
+from monty_runtime import worker
+from monty_runtime.protocol import PROTOCOL_VERSION
 
 
 class FakeHooks:
@@ -58,3 +62,22 @@ class FakeHooks:
 
     def of(self, kind: str, rid: Any = None) -> list[dict[str, Any]]:
         return [m for m in self.sent if m["type"] == kind and (rid is None or m.get("id") == rid)]
+
+
+def make_session(**config: Any) -> tuple[worker.WorkerSession, FakeHooks]:
+    """A WorkerSession on FakeHooks (one page function ``wait``, control channel on)."""
+    hooks = FakeHooks()
+    base = {"version": PROTOCOL_VERSION, "functions": [
+        {"name": "wait", "description": "", "parameters": None}], "sandbox": False,
+        "limits": None, "sync": "none", "control": True}
+    base.update(config)
+    return worker.WorkerSession(hooks, base), hooks
+
+
+async def until(predicate: Any, timeout: float = 5.0) -> None:
+    """Wait (yielding to the loop) until ``predicate()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.001)
