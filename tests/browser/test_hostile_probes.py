@@ -25,6 +25,9 @@ from conftest import RunningServer
 from escape_probes import REACH_PY
 from runtime_page import evaluate, open_runtime_page
 
+# Every engine of the matrix, in both server modes (docs/engines.md).
+pytestmark = [pytest.mark.engine_paths, pytest.mark.webkit_paths]
+
 # Measures the longest gap of a 5 ms page timer while `fn` runs (the page's freeze).
 GAP_JS = """() => {
 window.gapWhile = async (fn) => {

@@ -17,6 +17,9 @@ import pytest
 from escape_probes import REACH_PY
 from runtime_page import evaluate, open_runtime_page
 
+# Every engine of the matrix, in both server modes (docs/engines.md).
+pytestmark = [pytest.mark.engine_paths, pytest.mark.webkit_paths]
+
 
 @pytest.fixture
 def rpage(page: Any, server: Any) -> Any:
