@@ -30,7 +30,7 @@ one run next to the bare-Pyodide anchor measured in the same run
 
 Run ``python benchmarks/browser.py`` (builds web/dist if needed, starts its own server
 and browser). ``--engine chromium|firefox|webkit`` picks the engine (Firefox and WebKit
-through tests/browser/engines.py); the anchor is measured in the same engine, in the
+through tests/browser/support/engines.py); the anchor is measured in the same engine, in the
 same run. Figures an engine cannot give (JSPI or Atomics host calls without JSPI or
 SharedArrayBuffer) print as n/a. ``--no-isolation`` serves without COOP/COEP; ``--json`` prints the
 figures as JSON too; ``--quick`` takes fewer samples.
@@ -280,7 +280,7 @@ def measure(
     from playwright.sync_api import sync_playwright
 
     figures: dict[str, Any] = {"engine": engine}
-    engines = _load("engines", PROJECT_ROOT / "tests" / "browser" / "engines.py")
+    engines = _load("engines", PROJECT_ROOT / "tests" / "browser" / "support" / "engines.py")
     try:
         with contextlib.ExitStack() as stack:
             if engine == "chromium":

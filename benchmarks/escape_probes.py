@@ -1,6 +1,6 @@
 """Print the escape-probe table: what executed code in a browser worker can reach.
 
-Runs the probes of ``tests/browser/escape_probes.py`` (executed code trying the network,
+Runs the probes of ``tests/browser/support/escape_probes.py`` (executed code trying the network,
 string evaluation, nested workers, the origin's storage, forged messages, another
 runtime) in three configurations -- the runtime as deployed, the CSP alone (a bare
 Pyodide worker), the runtime without the CSP -- and prints, probe by probe, whether it
@@ -19,7 +19,7 @@ from pathlib import Path
 from _common import load_module as _load  # type: ignore[import-not-found]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-BROWSER_TESTS = PROJECT_ROOT / "tests" / "browser"
+BROWSER_TESTS = PROJECT_ROOT / "tests" / "browser" / "support"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Fixtures for browser tests, on three engines (tests/browser/engines.py).
+"""Fixtures for browser tests, on three engines (tests/browser/support/engines.py).
 
 * ``engine`` (module): the browser engine, ``chromium`` (Playwright), ``firefox``
   (WebDriver BiDi) or ``webkit`` (WebKitGTK through WebDriver). Every test that uses
@@ -52,8 +52,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import engines as engine_mod
 import pytest
+from support import engines as engine_mod
 
 from monty_runtime._server import RunningServer, start_server
 

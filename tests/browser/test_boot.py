@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engines import EXPECTED
+from support.engines import EXPECTED
 
 from monty_runtime._server import RunningServer
 

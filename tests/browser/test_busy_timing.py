@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from runtime_page import evaluate, open_runtime_page
+from support.runtime_page import evaluate, open_runtime_page
 
 BUSY = "Bridge is already executing"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from runtime_page import evaluate, no_shared_memory_reason, open_runtime_page, shared_memory
+from support.runtime_page import evaluate, no_shared_memory_reason, open_runtime_page, shared_memory
 
 pytestmark = pytest.mark.engine_paths
 

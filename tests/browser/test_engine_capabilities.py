@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from engines import EXPECTED
-from runtime_page import evaluate, open_runtime_page
+from support.engines import EXPECTED
+from support.runtime_page import evaluate, open_runtime_page
 
 pytestmark = [pytest.mark.engine_paths, pytest.mark.webkit_paths]
 

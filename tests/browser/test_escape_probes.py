@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import config, forward_console
-from escape_probes import (
+from support.escape_probes import (
     CSP_ONLY_ALLOWED,
     GUARD_PROBES,
     JS_PROBES,
@@ -28,7 +28,7 @@ from escape_probes import (
     run_column,
     run_page_probes,
 )
-from runtime_page import HELPERS_JS, evaluate, open_runtime_page
+from support.runtime_page import HELPERS_JS, evaluate, open_runtime_page
 
 from monty_runtime._server import RunningServer, start_server
 

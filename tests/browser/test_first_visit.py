@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_page import HELPERS_JS, evaluate, open_runtime_page
+from support.runtime_page import HELPERS_JS, evaluate, open_runtime_page
 
 from monty_runtime._server import RequestRecord
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 from conftest import RunningServer
-from escape_probes import REACH_PY
-from runtime_page import evaluate, open_runtime_page
+from support.escape_probes import REACH_PY
+from support.runtime_page import evaluate, open_runtime_page
 
 # Every engine of the matrix, in both server modes (docs/engines.md).
 pytestmark = [pytest.mark.engine_paths, pytest.mark.webkit_paths]

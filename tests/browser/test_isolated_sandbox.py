@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from escape_probes import REACH_PY
-from runtime_page import evaluate, open_runtime_page
+from support.escape_probes import REACH_PY
+from support.runtime_page import evaluate, open_runtime_page
 
 # Every engine of the matrix, in both server modes (docs/engines.md).
 pytestmark = [pytest.mark.engine_paths, pytest.mark.webkit_paths]

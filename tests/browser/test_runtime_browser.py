@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 import pytest
-from runtime_page import evaluate, no_shared_memory_reason, open_runtime_page, shared_memory
+from support.runtime_page import evaluate, no_shared_memory_reason, open_runtime_page, shared_memory
 
 from monty_runtime import MontyRuntime, codec
 

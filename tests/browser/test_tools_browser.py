@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_page import evaluate, open_runtime_page
+from support.runtime_page import evaluate, open_runtime_page
 
 from monty_runtime import MontyRuntime
 from monty_runtime.tools import bind_tool

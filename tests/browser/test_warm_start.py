@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 import pytest
-from runtime_page import HELPERS_JS, evaluate, open_runtime_page
+from support.runtime_page import HELPERS_JS, evaluate, open_runtime_page
 
 from monty_dev.conformance.corpus import default_corpora, load_corpus
 

@@ -6,7 +6,7 @@ Chromium columns are tests/conformance/test_conformance_chromium.py.
 
 Engines run: Firefox, and WebKit with ``MONTY_ENGINE_SCOPE=full``, of those in
 ``MONTY_ENGINES`` (default: all). A missing engine fails with what to install
-(tests/browser/engines.py).
+(tests/browser/support/engines.py).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _engines_module() -> ModuleType:
     module = sys.modules.get("engines")
     if module is not None and hasattr(module, "selected_engines"):
         return module
-    path = ROOT / "tests" / "browser" / "engines.py"
+    path = ROOT / "tests" / "browser" / "support" / "engines.py"
     spec = importlib.util.spec_from_file_location("engines", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -1,7 +1,7 @@
 """Escape probes for the Deno backend, as executed code (its source is sent to a runtime).
 
 Every probe reaches JavaScript around the Python import guard (an object graph walk,
-as in tests/browser/probe_program.py) and tries one thing the worker must not do:
+as in tests/browser/support/probe_program.py) and tries one thing the worker must not do:
 files, environment, processes, sockets, HTTP, imports, the Deno namespace, the
 worker's removed APIs.  ``await probe_all(config_json)`` returns JSON
 ``{name: [outcome, detail]}`` with outcome "blocked" or "allowed".  The test adds the

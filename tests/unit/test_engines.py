@@ -1,5 +1,5 @@
 """The engine adapters' pieces that need no browser: engine selection and the JSON value
-bridge of tests/browser/engines.py (the browsers themselves: tests/browser)."""
+bridge of tests/browser/support/engines.py (the browsers themselves: tests/browser)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _engines() -> ModuleType:
     module = sys.modules.get("engines")
     if module is not None and hasattr(module, "selected_engines"):
         return module
-    spec = importlib.util.spec_from_file_location("engines", ROOT / "tests/browser/engines.py")
+    spec = importlib.util.spec_from_file_location("engines", ROOT / "tests/browser/support/engines.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["engines"] = module

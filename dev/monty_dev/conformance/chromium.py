@@ -2,7 +2,7 @@
 Firefox or WebKit), in the Pyodide workers of ``web/monty-runtime.js``.
 
 Chromium is driven through Playwright; Firefox (WebDriver BiDi) and WebKitGTK
-(WebDriver) through the engine adapters of ``tests/browser/engines.py``, whose pages
+(WebDriver) through the engine adapters of ``tests/browser/support/engines.py``, whose pages
 this module drives exactly as Playwright's (``goto``, ``wait_for_function``,
 ``evaluate``), so every engine runs the same page code below. Columns are named
 ``<engine>`` and ``<engine>-noniso``.
@@ -139,11 +139,11 @@ def _load_file_module(name: str, path: Path, unavailable: str) -> ModuleType:
 
 
 def _load_engines(root: Path) -> ModuleType:
-    """``tests/browser/engines.py``: the Firefox and WebKit adapters."""
+    """``tests/browser/support/engines.py``: the Firefox and WebKit adapters."""
     module = sys.modules.get("engines")
     if module is not None and hasattr(module, "missing_message"):
         return module
-    return _load_file_module("engines", root / "tests" / "browser" / "engines.py",
+    return _load_file_module("engines", root / "tests" / "browser" / "support" / "engines.py",
                              "browser engines not available")
 
 
