@@ -117,8 +117,20 @@ const { snapshotSource } = await import("../snapshot.js");
 
 const encoder = new TextEncoder();
 
+/** Lines for Python, written together at the end of the current task: the events and
+ * the result a worker posts in one batch leave in one write (each write is a syscall
+ * and, on a busy machine, a thread switch). */
+let outbox = [];
+
 function send(message) {
-  const bytes = encoder.encode(`${JSON.stringify(message)}\n`);
+  outbox.push(`${JSON.stringify(message)}\n`);
+  if (outbox.length === 1) queueMicrotask(flush);
+}
+
+function flush() {
+  if (!outbox.length) return;
+  const bytes = encoder.encode(outbox.join(""));
+  outbox = [];
   let offset = 0;
   while (offset < bytes.length) offset += Deno.stdout.writeSync(bytes.subarray(offset));
 }
@@ -370,4 +382,5 @@ for (const entry of runtimes.values()) entry.runtime?._disposeNow();
 // A snapshot made in this process may still be on its way to Cache Storage.
 const saving = snapshotSource(new URL("build-info.json", DIST).href, { persist: true }).saved?.();
 await Promise.race([saving, new Promise((resolve) => setTimeout(resolve, 5000))]);
+flush();
 Deno.exit(0);
