@@ -1,24 +1,21 @@
-"""The Pyodide side of the browser backend, imported by ``web/worker.js``.
+"""The worker session of the browser (and Deno) backend, imported by ``web/worker.js``.
 
-One Web Worker holds one :class:`WorkerSession`: a :class:`PyodidePlatform` under the
-shared :class:`~monty_runtime.bridge.PlatformBridge` (one bridge for a shared-mode
-runtime, a fresh bridge per ``execute`` in sandbox mode).  The busy guard is the
-bridge's own: an ``execute`` that reaches the worker while another is still running
-(awaiting a host call or ``asyncio.sleep``) is refused by ``PlatformBridge.execute``
-with ``StateError("Bridge is already executing")`` and posted as ``rejected``.
+One Web Worker holds one :class:`WorkerSession`: it reads the page's messages
+(``protocol.py``), runs each ``execute`` on a :class:`~monty_runtime.bridge.PlatformBridge`
+over the :class:`~monty_runtime._pyodide.PyodidePlatform` (one bridge for a shared-mode
+runtime, a fresh bridge per ``execute`` in sandbox mode), and posts events and results
+back as JSON text (print text batched: ``_batching.py``; interrupts between bytecodes:
+``_control.py``).
 
-The worker has a single thread, so "off the caller's loop" means "on the worker's own
-thread": the page's event loop is never blocked.  A host function called sync-style
-(``x = f(1)``) blocks on the page's answer with JSPI (``pyodide.ffi.run_sync``; the
-page message that started the execution entered Python through ``callPromising``), or
-else with ``Atomics.wait`` on a SharedArrayBuffer when the page is cross-origin
-isolated, or else fails with a ``TypeError`` that says to ``await`` it.
+Busy is the page's decision (``web/monty-runtime.js`` BusyGuard): the page never sends
+a second ``execute`` to a runtime with one in flight. The bridge keeps its own guard
+too: an ``execute`` that reaches a busy bridge anyway is posted back as ``rejected``
+with ``StateError("Bridge is already executing")``.
 
-JavaScript hands :func:`start` a ``hooks`` object (see :class:`Hooks`); messages leave as
-JSON text through ``hooks.post``.  No Python source is ever built from data.
-
-The module imports in CPython too (``js``/``pyodide`` are imported lazily), so its
-logic is unit-tested without a browser.
+JavaScript hands :func:`start` a ``hooks`` object (``_pyodide.Hooks``); messages leave
+through ``hooks.post``. No Python source is ever built from data. The module imports in
+CPython too (``js``/``pyodide`` are imported lazily), so its logic is unit-tested
+without a browser.
 """
 
 from __future__ import annotations
