@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable
@@ -121,16 +122,24 @@ class ExecutionHandle:
     the execution; the runtime's guard is released as soon as the code has stopped.
     """
 
-    __slots__ = ("_execution", "_future", "events", "execution_id", "finished")
+    __slots__ = ("_execution", "_future", "events", "execution_id", "released")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.events = EventStream(loop)
         self._future: asyncio.Future[ExecutionResult] = loop.create_future()
         #: Done when the execution is over and the runtime's guard released, even if
         #: ``result`` was cancelled by its awaiting task (the code stops a little later).
-        self.finished: asyncio.Future[None] = loop.create_future()
+        self.released: asyncio.Future[None] = loop.create_future()
         self._execution: Execution | None = None
         self.execution_id = ""
+
+    @property
+    def finished(self) -> asyncio.Future[None]:
+        """Deprecated name of :attr:`released` (one word, one meaning: "finished" is the
+        ``run_finished`` event); kept working."""
+        warnings.warn("ExecutionHandle.finished is deprecated: use ExecutionHandle.released",
+                      DeprecationWarning, stacklevel=2)
+        return self.released
 
     @property
     def result(self) -> asyncio.Future[ExecutionResult]:
@@ -166,8 +175,8 @@ class ExecutionHandle:
             else:
                 self._future.set_result(result)
         self.events.close()
-        if not self.finished.done():
-            self.finished.set_result(None)
+        if not self.released.done():
+            self.released.set_result(None)
 
     def _reject(self, error: BaseException) -> None:
         if not self._future.done():
@@ -176,8 +185,8 @@ class ExecutionHandle:
             # "exception was never retrieved" noise.
             self._future.exception()
         self.events.close()
-        if not self.finished.done():
-            self.finished.set_result(None)
+        if not self.released.done():
+            self.released.set_result(None)
 
 
 def _build_functions(

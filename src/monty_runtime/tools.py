@@ -238,10 +238,10 @@ class QueueBinding(ToolBinding):
             handle = self._execute(code, on_event)
             return self.payload(await handle.result)
         finally:
-            if handle is not None and not handle.finished.done():
+            if handle is not None and not handle.released.done():
                 # Cancelled while its code runs: the next call waits until the code has
                 # stopped and the runtime is free again.
-                handle.finished.add_done_callback(lambda _f: _finish(mine))
+                handle.released.add_done_callback(lambda _f: _finish(mine))
             elif previous is not None and not previous.done():
                 # Cancelled while waiting: keep the chain whole, so the next call still
                 # waits for the one before this.

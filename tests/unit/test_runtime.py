@@ -146,3 +146,13 @@ async def test_extension_attach_error_rejects_and_dispose_errors_collected() -> 
         rt2.dispose()
     assert "close failed" in str(info.value.exceptions[0])
     assert Fine.closed  # the others were still disposed
+
+
+async def test_released_is_done_when_the_guard_is_free_and_finished_is_its_deprecated_name() -> None:
+    async with MontyRuntime() as rt:
+        h = rt.execute("import time\ntime.sleep(0.05)\n1")
+        assert not h.released.done()
+        await h.released
+        assert (await rt.execute("2").result).value == 2  # the guard was free by then
+        with pytest.warns(DeprecationWarning, match="released"):
+            assert h.finished is h.released
