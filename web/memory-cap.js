@@ -25,10 +25,11 @@
 // needs), so the heap may stop a little below a line.
 //
 // When the heap is filled with millions of small objects (a deep structure built in a
-// loop), Python can be left unable to unwind the MemoryError at all (every allocation
-// fails before the code stops); worker.js then reports the worker as failed, and the
-// page replaces it (WorkerCrashed, the next result says sessionLost). Never a hang,
-// never an unbounded worker.
+// loop), the reserve cannot be opened without allocating: each execution under a cap
+// holds a ballast (src/monty_runtime/bridge.py) freed first thing when its code stops,
+// which lets the MemoryError be reported. If Python still cannot recover, worker.js
+// reports the worker as failed and the page replaces it (WorkerCrashed, the next
+// result says sessionLost). Never a hang, never an unbounded worker.
 //
 // What it does not bound: JavaScript objects the code could make if it reached
 // JavaScript (the import guard refuses `js`; that is defence in depth), and a wasm

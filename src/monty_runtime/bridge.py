@@ -340,6 +340,10 @@ class Execution:
         self.interrupt_exc: type[BaseException] | None = None
         self.timers: list[Any] = []
         self.prelude: Callable[[], None] | None = None  # runs first, in the code's context
+        #: Under a memory cap: memory held while the code runs and freed the moment it
+        #: stops (``_stop``), so that reporting a MemoryError never needs more memory
+        #: than the code left (a heap full of the code's small objects).
+        self.ballast: bytearray | None = None
         self._call_ids = itertools.count(1)
         self._outbox: deque[Any] = deque()
         self._drain_scheduled = False
@@ -553,6 +557,8 @@ class PlatformBridge:
                 state,
             )
             ex.prelude = prelude
+            if ex.limits.memory is not None:
+                ex.ballast = _ballast(ex.limits.memory)
             self._current = ex
             # Delivered at once: nothing can precede it, and it saves a hop.
             on_event(RunStarted(ex.id))
@@ -626,6 +632,8 @@ class PlatformBridge:
 
     def _stop(self, ex: Execution, repl: Repl, _value: Any, exc: BaseException | None) -> None:
         """The code stopped: build the result in the code's context and send it home."""
+        # First, before anything allocates: the code may have filled its memory cap.
+        ex.ballast = None
         with ex.lock:
             ex.stopped = True
         self.platform.stopped(ex)
@@ -761,6 +769,17 @@ class PlatformBridge:
             self._release()
             return ex
         self._release()
+        return None
+
+
+#: The ballast of an execution under a memory cap: a 64th of the cap, at most 4 MiB.
+BALLAST_BYTES = 4 * 2**20
+
+
+def _ballast(memory: int) -> bytearray | None:
+    try:
+        return bytearray(min(BALLAST_BYTES, memory // 64))
+    except MemoryError:  # the heap is full already: the reserve has to do
         return None
 
 
