@@ -496,7 +496,12 @@ class PlatformBridge:
         e.g. a browser without JSPI and without SharedArrayBuffer), else none."""
         if not self.functions or not getattr(self.platform, "awaits_top_level_calls", False):
             return frozenset()
-        return frozenset(f.name for f in self.functions)
+        # Only names that still mean the host function: code may have rebound them.
+        live = self.repl.globals
+        return frozenset(
+            f.name for f in self.functions
+            if live.get(top := f.name.split(".")[0]) is self._host_globals.get(top)
+        )
 
     @property
     def is_executing(self) -> bool:

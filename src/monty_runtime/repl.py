@@ -73,13 +73,25 @@ def _dotted(node: ast.expr) -> str | None:
 
 def await_host_calls(tree: ast.Module, names: frozenset[str]) -> int:
     """Sync-style host calls without a way to block (no JSPI, no SharedArrayBuffer):
-    rewrite, in ``tree``'s top-level code, each call of a host function (by name,
-    ``f(...)`` or ``ns.f(...)``) whose value is used as a value -- ``x = f(1)``,
-    ``f(1) + 1``, ``print(f(1))`` is not (handed to a call) -- into ``await f(...)``, so
-    the cell runs as a coroutine that awaits it. Code inside ``def``, ``lambda``,
-    classes and comprehensions is left alone (there a sync-style call still fails with
-    its TypeError). Returns the number of calls rewritten. An AST transform: no source
-    is built."""
+    rewrite, in ``tree``'s top-level code, calls of host functions (by name, ``f(...)``
+    or ``ns.f(...)``) into ``await f(...)``, so that the cell runs as a coroutine that
+    awaits them and gets what a blocking call would have returned:
+
+    * in a cell without ``await`` of its own (sync code, where every call blocks), every
+      such call: ``x = f(1)``, ``[f(1), f(2)]``, ``print(f(1))``, ``f(f(1))``;
+    * in a cell that awaits already (async code, where a call handed on -- to a call, a
+      container -- is an awaitable, as natively), the calls whose value is used as a
+      value: ``x = f(1)``, ``f(1) + 1``, not those in ``asyncio.gather(f(1), f(2))``.
+
+    A name the cell binds itself (``def f``, ``f = ...``, an import) is not a host
+    function there. Code inside ``def``, ``lambda``, classes and comprehensions is left
+    alone (there a sync-style call still fails with its TypeError). Returns the number
+    of calls rewritten. An AST transform: no source is built."""
+    bound = _bound_names(tree)
+    names = frozenset(n for n in names if n.split(".")[0] not in bound)
+    if not names:
+        return 0
+    sync_cell = not _awaits(tree)
     wrap: set[int] = set()
 
     def walk(node: ast.AST, parent: ast.AST | None) -> None:
@@ -88,7 +100,8 @@ def await_host_calls(tree: ast.Module, names: frozenset[str]) -> int:
         if (
             isinstance(node, ast.Call)
             and _dotted(node.func) in names
-            and not isinstance(parent, _HANDED_ON)
+            and not isinstance(parent, ast.Await)
+            and (sync_cell or not isinstance(parent, _HANDED_ON))
         ):
             wrap.add(id(node))
         for child in ast.iter_child_nodes(node):
@@ -109,6 +122,38 @@ def await_host_calls(tree: ast.Module, names: frozenset[str]) -> int:
 
     _Wrap().visit(tree)
     return len(wrap)
+
+
+def _top_level(tree: ast.AST) -> list[ast.AST]:
+    """The nodes of the cell's own scope (not inside functions, classes, comprehensions)."""
+    out: list[ast.AST] = []
+    todo = list(ast.iter_child_nodes(tree))
+    while todo:
+        node = todo.pop()
+        out.append(node)
+        if not isinstance(node, _OWN_SCOPES):
+            todo.extend(ast.iter_child_nodes(node))
+    return out
+
+
+def _awaits(tree: ast.AST) -> bool:
+    """Whether the cell itself awaits (top-level ``await``, ``async for``/``with``)."""
+    return any(isinstance(n, ast.Await | ast.AsyncFor | ast.AsyncWith) for n in _top_level(tree))
+
+
+def _bound_names(tree: ast.AST) -> set[str]:
+    """The names the cell binds in its own scope."""
+    bound: set[str] = set()
+    for node in _top_level(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            bound.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.MatchAs | ast.MatchStar | ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    return bound
 
 
 def _capture_last(body: list[ast.stmt]) -> bool:

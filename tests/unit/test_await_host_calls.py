@@ -1,7 +1,8 @@
 """Sync-style host calls where the platform cannot block (a browser without JSPI and
-without SharedArrayBuffer, e.g. WebKitGTK 2.50): the REPL awaits the top-level calls
-whose value is used as a value (``repl.await_host_calls``), and leaves every other call
-as written."""
+without SharedArrayBuffer, e.g. WebKitGTK 2.50): the REPL awaits top-level calls
+(``repl.await_host_calls``) so that the cell gets what a blocking call returns -- every
+call in a cell without ``await`` of its own, the calls used as values in a cell that
+awaits already -- and leaves every other call as written."""
 
 from __future__ import annotations
 
@@ -30,19 +31,28 @@ def rewritten(source: str) -> tuple[int, str]:
         ("y = ns.g(2)", "y = await ns.g(2)"),
         ("for i in range(3):\n    t = f(i)", "for i in range(3):\n    t = await f(i)"),
         ("if f(1):\n    pass", "if await f(1):\n    pass"),
+        # A cell without await is sync code: every call blocks there, whatever uses it.
+        ("x = f(f(1))", "x = await f(await f(1))"),
+        ("[ok, f(1)]", "[ok, await f(1)]"),
+        ("print(f(1))", "print(await f(1))"),
+        ("out.append(f(i))", "out.append(await f(i))"),
+        ("d = {'a': f(1)}", "d = {'a': await f(1)}"),
+        # A cell that awaits already: only the calls used as values.
         ("x = await f(1)", "x = await f(1)"),
-        ("x = f(f(1))", "x = await f(f(1))"),
+        ("x = f(1)\nawait asyncio.sleep(0)", "x = await f(1)\nawait asyncio.sleep(0)"),
     ],
 )
-def test_top_level_calls_used_as_values_are_awaited(source: str, expected: str) -> None:
+def test_top_level_calls_are_awaited_where_a_blocking_call_would_return_a_value(
+    source: str, expected: str
+) -> None:
     assert rewritten(source)[1] == expected
 
 
 @pytest.mark.parametrize(
     "source",
     [
-        "await asyncio.gather(f(1), f(2))",  # handed to a call: an awaitable is wanted
-        "tasks = [f(1), f(2)]",  # a container of awaitables
+        "await asyncio.gather(f(1), f(2))",  # handed to a call in async code: awaitables
+        "tasks = [f(1), f(2)]\nawait asyncio.gather(*tasks)",  # a container of awaitables
         "def h():\n    return f(1)",  # a function of its own
         "h = lambda: f(1)",
         "class C:\n    v = f(1)",
@@ -50,6 +60,10 @@ def test_top_level_calls_used_as_values_are_awaited(source: str, expected: str) 
         "sum(f(i) for i in range(3))",
         "x = g(1)",  # not a host function
         "x = ns.h(1)",
+        "def f(u):\n    return u\nf(1)",  # the cell rebinds the name: not the host's
+        "from m import f\nf(1)",
+        "f = str\nx = f(1)",
+        "import ns\nns.g(1)",
     ],
 )
 def test_other_calls_are_left_as_written(source: str) -> None:
@@ -88,3 +102,23 @@ def test_line_numbers_are_kept() -> None:
         asyncio.run(repl.start(cell))
     error = repl.script_error(info.value)
     assert error.lineno == 2
+
+
+def test_a_name_rebound_in_an_earlier_cell_is_not_awaited_any_more() -> None:
+    """The bridge asks for the names that still mean the host function."""
+    from monty_runtime._pyodide import PyodidePlatform
+    from monty_runtime.bridge import PlatformBridge
+    from monty_runtime.extensions import HostFunction
+
+    class Hooks:
+        def post(self, text: str) -> None: ...
+
+    async def fetch(u: str) -> str:
+        return "real"
+
+    platform = PyodidePlatform(Hooks(), capabilities={"jspi": False})  # type: ignore[arg-type]
+    assert platform.awaits_top_level_calls
+    bridge = PlatformBridge(platform, [HostFunction.from_callable(fetch)])
+    assert bridge._await_calls() == frozenset({"fetch"})
+    bridge.repl.globals["fetch"] = lambda u: "shadow"
+    assert bridge._await_calls() == frozenset()
