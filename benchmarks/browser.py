@@ -49,7 +49,7 @@ from typing import Any
 from _common import PROJECT_ROOT, summarize  # type: ignore[import-not-found]
 from _common import load_module as _load
 
-PAGE = "index.html?autostart=0"
+PAGE = "demos/index.html?autostart=0"
 
 #: Targets (median, ms).
 TARGETS = {
@@ -64,11 +64,11 @@ TARGETS = {
 
 
 SETUP_JS = """async () => {
-  window.M = await import("./monty-runtime.js");
-  window.S = await import("./snapshot.js");
-  window.P = await import("./pool.js");
+  window.M = await import("../monty-runtime.js");
+  window.S = await import("../page/snapshot.js");
+  window.P = await import("../page/pool.js");
   S.useShippedSnapshot(false);  // the page's own snapshot: cold boot, make, restore
-  window.src = () => S.snapshotSource(new URL("./dist/build-info.json", location.href).href);
+  window.src = () => S.snapshotSource(new URL("../dist/build-info.json", location.href).href);
   window.sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   return true;
 }"""
@@ -94,7 +94,7 @@ try {
 """
 
 FIRST_VISIT_JS = """async (options) => {
-  const M = await import("./monty-runtime.js");
+  const M = await import("../monty-runtime.js");
   const t0 = performance.now();
   const rt = await M.MontyRuntime.create(options);
   const created = performance.now();

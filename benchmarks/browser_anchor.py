@@ -20,7 +20,7 @@ from typing import Any
 
 from _common import PROJECT_ROOT, load_module, summarize  # type: ignore[import-not-found]
 
-PAGE = "boot-check.html?autostart=0&mode=bare"
+PAGE = "demos/boot-check.html?autostart=0&mode=bare"
 
 
 def _boot(page: Any) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                 runtime = probes.run_column(page, deployed, sink, "runtime", evaluate=evaluate)
                 page_col, _out = probes.run_page_probes(page, evaluate)
                 check = context.new_page()
-                check.goto(deployed.url + "boot-check.html?autostart=0", wait_until="load")
+                check.goto(deployed.url + "demos/boot-check.html?autostart=0", wait_until="load")
                 check.evaluate(page_helpers.HELPERS_JS)
                 csp_only = probes.run_column(check, deployed, sink, "csp only", csp_only=True,
                                              evaluate=evaluate)

@@ -31,7 +31,7 @@ from typing import Any
 from _common import PROJECT_ROOT, load_module, summarize  # type: ignore[import-not-found]
 
 BROWSER_JS = """async ([runs, warm, burst]) => {
-  const M = await import("./monty-runtime.js");
+  const M = await import("../monty-runtime.js");
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const time = async (fn) => { const t = performance.now(); await fn(); return performance.now() - t; };
   const shared = await M.MontyRuntime.create();
@@ -78,7 +78,7 @@ def measure_browser(runs: int, warm: int, burst: int, isolated: bool) -> dict[st
             try:
                 page = browser.new_context().new_page()
                 page.set_default_timeout(600_000)
-                page.goto(server.url + "index.html?autostart=0", wait_until="load")
+                page.goto(server.url + "demos/index.html?autostart=0", wait_until="load")
                 out: dict[str, Any] = page.evaluate(BROWSER_JS, [runs, warm, burst])
             finally:
                 browser.close()

@@ -10,7 +10,7 @@ keeps), after the page has been idle for a moment.
 
 * monty: ``MontyRuntime.create()`` (the first boots cold and makes the snapshot, the
   others restore it), each then runs ``import json, re, collections``;
-* anchor: bare Pyodide workers (web/boot-check-worker.js, ``mode: bare``: lock file +
+* anchor: bare Pyodide workers (web/demos/boot-check-worker.js, ``mode: bare``: lock file +
   loadPyodide, no monty_runtime), each running the same import, in a fresh browser;
 * per additional runtime: (memory at 24 - memory at 8) / 16, and at 8 - at 1 / 7;
 * where it goes, per worker (monty): the wasm heap (``info.env.memory.heapBytes``).
@@ -34,7 +34,7 @@ MB = 1e6
 SETTLE_S = 3.0
 
 MONTY_JS = """async ([n]) => {
-  window.M ??= await import("./monty-runtime.js");
+  window.M ??= await import("../monty-runtime.js");
   window.rts ??= [];
   while (rts.length < n) {
     const rt = await M.MontyRuntime.create();
@@ -46,15 +46,15 @@ MONTY_JS = """async ([n]) => {
 }"""
 
 BARE_JS = """async ([n]) => {
-  const { serveBootFetches } = await import("./boot-fetch.js");
+  const { serveBootFetches } = await import("../shared/boot-fetch.js");
   window.bare ??= [];
-  const lockFileURL = new URL("./dist/pyodide-lock.json", location.href).href;
-  const packageBaseUrl = new URL("./dist/", location.href).href;
+  const lockFileURL = new URL("../dist/pyodide-lock.json", location.href).href;
+  const packageBaseUrl = new URL("../dist/", location.href).href;
   while (bare.length < n) {
     const worker = new Worker(new URL("./boot-check-worker.js", location.href), { type: "module" });
     const channel = new MessageChannel();
     const fetches = serveBootFetches(channel.port1, {
-      allowed: [location.href, lockFileURL, packageBaseUrl],
+      allowed: [new URL("../", location.href).href, lockFileURL, packageBaseUrl],
     });
     const booted = new Promise((resolve, reject) => {
       worker.onmessage = (e) => {
@@ -107,7 +107,7 @@ def _measure(browser: Any, base_url: str, js: str, counts: list[int], label: str
     context = browser.new_context()
     context.set_default_timeout(600_000)
     page = context.new_page()
-    page.goto(base_url + "index.html?autostart=0", wait_until="load")
+    page.goto(base_url + "demos/index.html?autostart=0", wait_until="load")
     time.sleep(SETTLE_S)
     rows: dict[str, Any] = {"0": renderer_memory(cdp)}
     heaps: Any = None

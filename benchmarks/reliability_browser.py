@@ -35,7 +35,7 @@ GET_JS = (
 
 # Each fault: an async JS function (page side) returning {outcome, ms}.
 FAULTS_JS = """
-const M = await import("./monty-runtime.js");
+const M = await import("../monty-runtime.js");
 const now = () => performance.now();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const errType = (res) => res.error ? res.error.type : "none";
@@ -182,7 +182,7 @@ def run_browser(repeat: int) -> list[Row]:
                 try:
                     context = browser.new_context()
                     page = context.new_page()
-                    page.goto(server.url + "index.html?autostart=0", wait_until="load")
+                    page.goto(server.url + "demos/index.html?autostart=0", wait_until="load")
                     page.evaluate(SETUP_JS % prelude)
                     for name in FAULT_NAMES:
                         outcomes: list[str] = []

@@ -61,7 +61,7 @@ def main() -> int:
     current = build(log=lambda line: None).wheel
     _anchor_dist(args.anchor)
     wheels = {"anchor": args.anchor, "current": current}
-    lock_urls = {"anchor": "./dist/anchor/pyodide-lock.json", "current": "./dist/pyodide-lock.json"}
+    lock_urls = {"anchor": "../dist/anchor/pyodide-lock.json", "current": "../dist/pyodide-lock.json"}
     samples: dict[str, dict[str, list[float]]] = {k: {p: [] for p in PHASES} for k in wheels}
     from playwright.sync_api import sync_playwright
 
@@ -71,10 +71,10 @@ def main() -> int:
             for name in ("anchor", "current"):
                 context = browser.new_context()
                 page = context.new_page()
-                page.goto(server.url + "index.html?autostart=0")
+                page.goto(server.url + "demos/index.html?autostart=0")
                 phases: Any = page.evaluate(
                     """async (lockFileURL) => {
-                      const M = await import("./monty-runtime.js");
+                      const M = await import("../monty-runtime.js");
                       const rt = await M.MontyRuntime.create({ lockFileURL, snapshot: false, pool: false });
                       const out = Object.fromEntries(rt.boot.phases.map((p) => [p.name, p.ms]));
                       await rt.dispose();

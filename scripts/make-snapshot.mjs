@@ -1,6 +1,6 @@
-// Build-time memory snapshot (issue: first visit): boots Pyodide in Node with the web
-// build's lock file and wheels, exactly as a worker's cold boot does (web/boot.js), and
-// writes the snapshot the page ships (web/snapshot.js container format).
+// Build-time memory snapshot: boots Pyodide in Node with the web
+// build's lock file and wheels, exactly as a worker's cold boot does (web/worker/boot.js), and
+// writes the snapshot the page ships (web/shared/snapshot-format.js container format).
 //
 //   node scripts/make-snapshot.mjs <web/dist> <out file>
 //
@@ -19,8 +19,9 @@ if (!distArg || !outArg) {
 const dist = path.resolve(distArg);
 const out = path.resolve(outArg);
 
-const { SNAPSHOT_PRELOAD, makeSnapshot, packSnapshot } = await import(pathToFileURL(path.join(web, "snapshot.js")).href);
-const { loadPackageStrict } = await import(pathToFileURL(path.join(web, "boot.js")).href);
+const { SNAPSHOT_PRELOAD, packSnapshot } = await import(pathToFileURL(path.join(web, "shared", "snapshot-format.js")).href);
+const { makeSnapshot } = await import(pathToFileURL(path.join(web, "worker", "snapshot.js")).href);
+const { loadPackageStrict } = await import(pathToFileURL(path.join(web, "worker", "boot.js")).href);
 const { loadPyodide, version } = await import(pathToFileURL(path.join(web, "node_modules", "pyodide", "pyodide.mjs")).href);
 
 const t0 = performance.now();

@@ -15,7 +15,7 @@ Writes ``web/dist/``:
   as ``packageBaseUrl``, so packages resolve from the page's own origin;
 * ``snapshot.bin`` - a memory snapshot of a booted worker (Pyodide with monty_runtime
   imported), made in Node from the files above by ``scripts/make-snapshot.mjs``; a
-  first visit restores it instead of booting cold (``web/snapshot.js``);
+  first visit restores it instead of booting cold (``web/page/snapshot.js``);
 * ``.gz``/``.br`` next to ``snapshot.bin``, ``pyodide-lock.json`` and Pyodide's
   ``pyodide.asm.wasm``/``pyodide.asm.mjs`` (``scripts/precompress.mjs``), for servers
   that serve precompressed files (docs/first-visit.md);
@@ -85,9 +85,12 @@ SNAPSHOT_FILE = "snapshot.bin"
 # Made by the snapshot step; a change to any of these makes a new snapshot.
 SNAPSHOT_INPUTS: tuple[str, ...] = (
     "scripts/make-snapshot.mjs",
-    "web/snapshot.js",
-    "web/boot.js",
-    "web/errors.js",
+    "web/shared/snapshot-format.js",
+    "web/worker/snapshot.js",
+    "web/worker/boot.js",
+    "web/shared/errors.js",
+    "web/shared/hints.js",
+    "web/layout.js",
     "web/node_modules/pyodide/pyodide.mjs",
     "web/node_modules/pyodide/pyodide.asm.mjs",
     "web/node_modules/pyodide/pyodide.asm.wasm",

@@ -25,7 +25,7 @@ FLUSH_SECONDS = 0.016
 #: ... or when this many characters are held.
 FLUSH_CHARS = 65536
 
-#: Most messages in one batch (the page refuses a longer one: web/control.js MAX_BATCH).
+#: Most messages in one batch (the page refuses a longer one: web/page/control.js MAX_BATCH).
 MAX_BATCH = 16
 
 _dumps = _wire.dumps

@@ -4,7 +4,7 @@ A Pyodide worker has one thread: while executed code runs a CPU-bound loop, the 
 reads no messages.  When the page is cross-origin isolated it reaches the code anyway:
 
 * the page and the worker share a small ``SharedArrayBuffer`` (layout: ``CONTROL`` in
-  ``web/protocol.js``).  Its first word is Pyodide's *interrupt buffer*
+  ``web/shared/protocol.js``).  Its first word is Pyodide's *interrupt buffer*
   (``pyodide.setInterruptBuffer``); the rest is a ring of requests ``(kind, request
   id)`` written by the page;
 * to be heard, the page writes :data:`SIGNUM` (SIGUSR1) into the interrupt buffer.

@@ -179,6 +179,14 @@ def _dist_files(dist: Path) -> list[str]:
     return [*names, *(n for n in others if n not in names)]
 
 
+def _without_comment_lines(text: str) -> str:
+    """The text without its comment lines (``//``, ``/*``, `` *``): an example in a doc
+    comment (``import { MontyRuntime } from "./monty-runtime.js"``) is not an import."""
+    return "\n".join(
+        line for line in text.splitlines() if not line.lstrip().startswith(("//", "/*", "*"))
+    )
+
+
 def module_graph(folder: Path, entries: Iterable[str] = RUNTIME_ENTRIES) -> list[str]:
     """The modules reachable from ``entries`` through relative static or literal dynamic
     imports, or started as workers (``new URL("./x.js", import.meta.url)``), as paths
@@ -193,7 +201,7 @@ def module_graph(folder: Path, entries: Iterable[str] = RUNTIME_ENTRIES) -> list
         if not path.is_file():
             raise DeployError(f"{path} is missing (imported by the runtime)")
         seen.add(name)
-        text = path.read_text(encoding="utf-8")
+        text = _without_comment_lines(path.read_text(encoding="utf-8"))
         for match in _IMPORT_RE.finditer(text):
             spec = match.group(1) or match.group(2) or match.group(3)
             target = (Path(name).parent / spec).as_posix()

@@ -202,7 +202,7 @@ async def _answer(stdin: asyncio.StreamWriter, table: dict[str, HostFunction],
 def _cap_memory(limit: int, lifted: Callable[[], object]) -> Any:
     """The code may use ``limit - reserve``; once its thread is done, a watcher lifts
     the soft limit to ``limit`` so the runtime can report even when the code's objects
-    fill the memory (the same reserve as the browser worker's, web/memory-cap.js)."""
+    fill the memory (the same reserve as the browser worker's, web/worker/memory-cap.js)."""
     import resource
     import threading
     import time

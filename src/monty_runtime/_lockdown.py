@@ -20,7 +20,7 @@ the real builtins, and the guard looks only at the frame that asks for the impor
 (``sys.modules["js"]``, ``gc.get_objects()``, a module's ``__builtins__``, the
 attributes of the host function objects...) and reach the same objects without an
 ``import``.  In the browser the boundary is the worker's Content-Security-Policy, the
-JavaScript APIs removed from the worker after boot (``web/lockdown.js``) and a page
+JavaScript APIs removed from the worker after boot (``web/worker/lockdown.js``) and a page
 that trusts no worker message.  Natively the guard is off (executed code is trusted
 there); :func:`enable` turns it on for every REPL created afterwards in the process.
 """

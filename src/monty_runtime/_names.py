@@ -1,4 +1,4 @@
-"""The names a runtime accepts from its caller: one rule, shared with ``web/names.js``.
+"""The names a runtime accepts from its caller: one rule, shared with ``web/shared/names.js``.
 
 * An **identifier** is what code can write as a name: ``str.isidentifier()`` and not a
   keyword (``keyword.kwlist``; soft keywords such as ``match`` are names). Host

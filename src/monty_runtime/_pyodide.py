@@ -223,7 +223,7 @@ class PyodidePlatform:
 
     def stopped(self, execution: Execution) -> None:
         # The code stopped: the runtime's own work from here (its result) may use the
-        # memory cap's reserve (web/memory-cap.js), even if the code filled the heap.
+        # memory cap's reserve (web/worker/memory-cap.js), even if the code filled the heap.
         open_reserve = getattr(self.hooks, "memoryReserve", None)
         if open_reserve is not None:
             with contextlib.suppress(Exception):

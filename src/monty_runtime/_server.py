@@ -61,7 +61,7 @@ __all__ = [
 # Content-Security-Policy of the worker and of every script it imports: scripts only
 # from our own origin and no string evaluation (WebAssembly compilation is allowed), no
 # connections at all (fetch, XHR, WebSocket, EventSource: the page fetches what the
-# worker needs during its boot, web/boot-fetch.js), workers only from our own origin
+# worker needs during its boot, web/shared/boot-fetch.js), workers only from our own origin
 # (Firefox checks a module worker's own static imports against worker-src, so 'none'
 # would refuse worker.js -> boot.js; nested workers are impossible because lockdown.js
 # deletes Worker and SharedWorker, and every same-origin script carries this policy),

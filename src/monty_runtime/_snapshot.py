@@ -1,4 +1,4 @@
-"""Python-side steps around a memory snapshot of the browser worker (``web/snapshot.js``).
+"""Python-side steps around a memory snapshot of the browser worker (``web/page/snapshot.js``).
 
 A worker that boots cold imports :mod:`monty_runtime.worker` and this module, then
 (when asked) the page-independent interpreter is snapshotted; later workers restore that

@@ -2,7 +2,7 @@
 
 Every value that crosses a boundary (a worker ``postMessage``, a subprocess pipe, an
 execution result handed to an LLM tool call) goes through this codec, and
-``web/codec.js`` implements the same wire format for the browser side.  The format
+``web/shared/codec.js`` implements the same wire format for the browser side.  The format
 is "JSON plus tags for what JSON cannot hold": plain JSON stays plain JSON (so a
 result is readable and cheap to produce in the common case), and the handful of
 Python values JSON would silently corrupt or reject get a one-key tag object:

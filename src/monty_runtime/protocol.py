@@ -1,7 +1,7 @@
 """Messages between the page (``web/monty-runtime.js``) and a runtime's Web Worker
 (``web/worker.js`` + :mod:`monty_runtime.worker`).
 
-``web/protocol.js`` defines the same table; ``tests/unit/test_protocol.py`` fails when
+``web/shared/protocol.js`` defines the same table; ``tests/unit/test_protocol.py`` fails when
 the two drift.  Every message is an object with a ``type`` and the fields listed here
 (``required`` must be present; ``optional`` may be).  Page -> worker messages are plain
 objects (structured clone); worker -> page messages travel as JSON text, one message or
@@ -12,7 +12,7 @@ page -> worker
     ``init``         once, first: boot options, host function schemas, mode, limits;
                      with ``deferConfig`` only the boot options count (a pooled worker)
                      and the rest comes with ``configure``; ``snapshot`` restores a
-                     memory snapshot, ``makeSnapshot`` asks for one (web/snapshot.js)
+                     memory snapshot, ``makeSnapshot`` asks for one (web/page/snapshot.js)
     ``configure``    a pooled worker's host function schemas, mode, limits, shared buffer
     ``execute``      run ``code``; ``id`` is the page's request id (echoed by every reply)
     ``host_result``  the answer to a ``host_call`` (``ok`` + ``value`` or ``error``;
@@ -42,7 +42,7 @@ worker -> page
     ``fatal``        Pyodide failed fatally (``message``); the worker is unusable
 
 With ``init.controlBuffer`` (cross-origin isolated pages) the page also reaches a busy
-worker through shared memory and a signal: see ``CONTROL`` in ``web/protocol.js`` and
+worker through shared memory and a signal: see ``CONTROL`` in ``web/shared/protocol.js`` and
 :mod:`monty_runtime._control`.  ``init.lockName`` names a Web Lock the worker holds
 for its whole life, so the page hears of its death even when it sends nothing.
 """

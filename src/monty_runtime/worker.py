@@ -418,7 +418,7 @@ _ERROR_CHARS = 100_000
 
 
 def _message_limit(limits: Limits) -> int:
-    """The page's default per-message limit for these limits (web/control.js
+    """The page's default per-message limit for these limits (web/page/control.js
     messageLimitFor)."""
     return max(2**20, 12 * limits.max_output_bytes + 2 * limits.max_result_bytes + 2**20)
 

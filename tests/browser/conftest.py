@@ -323,7 +323,7 @@ def open_page_in(context: Any, server: RunningServer, path: str, *, label: str =
 
 @pytest.fixture
 def open_page(context: Any) -> Callable[..., Any]:
-    """``open_page(server, "boot-check.html")`` -> a loaded Playwright Page."""
+    """``open_page(server, "demos/boot-check.html")`` -> a loaded Playwright Page."""
 
     def _open(server: RunningServer, path: str, *, label: str = "page") -> Any:
         return open_page_in(context, server, path, label=label)

@@ -49,7 +49,7 @@ def test_boot_imports_monty_runtime_on_python_314(
     server: RunningServer, open_page: Any, web_build: Path, engine: str
 ) -> None:
     mark = len(server.requests())
-    page = open_page(server, f"boot-check.html?{SLOW_STEPS}")
+    page = open_page(server, f"demos/boot-check.html?{SLOW_STEPS}")
     result = boot_result(page)
 
     assert result["ok"], result.get("error")
@@ -72,8 +72,8 @@ def test_boot_imports_monty_runtime_on_python_314(
     records = server.requests()[mark:]
     served = {(r.path, r.status) for r in records}
     for path in (
-        "/boot-check-worker.js",
-        "/boot.js",
+        "/demos/boot-check-worker.js",
+        "/worker/boot.js",
         "/node_modules/pyodide/pyodide.mjs",
         "/node_modules/pyodide/pyodide.asm.wasm",
         "/node_modules/pyodide/python_stdlib.zip",
@@ -83,7 +83,7 @@ def test_boot_imports_monty_runtime_on_python_314(
     ):
         assert (path, 200) in served, f"{path} not served with 200: {sorted(served)}"
     dests = {r.path: r.dest for r in records}
-    assert dests["/boot-check-worker.js"] == "worker"
+    assert dests["/demos/boot-check-worker.js"] == "worker"
 
 
 @pytest.mark.only_engines(
@@ -105,7 +105,7 @@ def test_no_request_leaves_the_origin(
     context = browser.new_context(proxy=proxy.playwright_proxy())
     try:
         page = context.new_page()
-        page.goto(f"{server.url}boot-check.html", wait_until="load")
+        page.goto(f"{server.url}demos/boot-check.html", wait_until="load")
         result = boot_result(page)
         assert result["ok"], result.get("error")
         ran = page.evaluate("window.bootCheck.run('sum(range(10))')")
@@ -131,7 +131,7 @@ def test_wrong_lock_file_url_fails_fast_naming_the_step(
     server: RunningServer, open_page: Any
 ) -> None:
     started = time.monotonic()
-    page = open_page(server, "boot-check.html?lock=dist/no-such-lock.json&timeout=10000")
+    page = open_page(server, "demos/boot-check.html?lock=dist/no-such-lock.json&timeout=10000")
     result = boot_result(page, timeout_ms=30_000)
     elapsed = time.monotonic() - started
 
@@ -144,7 +144,7 @@ def test_wrong_lock_file_url_fails_fast_naming_the_step(
 
 
 def test_not_a_lock_file_fails_naming_the_step(server: RunningServer, open_page: Any) -> None:
-    page = open_page(server, "boot-check.html?lock=dist/build-info.json&timeout=10000")
+    page = open_page(server, "demos/boot-check.html?lock=dist/build-info.json&timeout=10000")
     result = boot_result(page, timeout_ms=30_000)
     assert result["ok"] is False
     assert result["error"]["step"] == "lockfile"
@@ -155,7 +155,7 @@ def test_wrong_package_base_url_fails_in_load_package(
     server: RunningServer, open_page: Any
 ) -> None:
     # Per step 120 s: a cold loadPyodide takes WebKitGTK tens of seconds on a busy machine.
-    page = open_page(server, "boot-check.html?base=/no-such-folder/&timeout=120000")
+    page = open_page(server, "demos/boot-check.html?base=/no-such-folder/&timeout=120000")
     result = boot_result(page, timeout_ms=BOOT_TIMEOUT_MS)
     assert result["ok"] is False
     error = result["error"]
@@ -164,10 +164,10 @@ def test_wrong_package_base_url_fails_in_load_package(
 
 
 def test_a_stuck_step_times_out_with_a_boot_error(server: RunningServer, open_page: Any) -> None:
-    page = open_page(server, "boot-check.html?autostart=0")
+    page = open_page(server, "demos/boot-check.html?autostart=0")
     outcome = page.evaluate(
         """async () => {
-            const m = await import("./boot.js");
+            const m = await import("../worker/boot.js");
             const started = performance.now();
             try {
                 await m.runStep("stuck", () => new Promise(() => {}), { timeoutMs: 300 });
@@ -186,7 +186,7 @@ def test_a_stuck_step_times_out_with_a_boot_error(server: RunningServer, open_pa
 
 
 def test_bare_pyodide_worker_runs_code(server: RunningServer, open_page: Any) -> None:
-    page = open_page(server, f"boot-check.html?mode=bare&{SLOW_STEPS}")
+    page = open_page(server, f"demos/boot-check.html?mode=bare&{SLOW_STEPS}")
     result = boot_result(page)
     assert result["ok"], result.get("error")
     assert list(result["phases"]) == ["lockfile", "loadPyodide"]

@@ -91,7 +91,7 @@ async ({ kind, points, reps, binding }) => {
   }[kind];
   const firstLimits = kind === "timed_out" ? { timeout: 0.15, grace: 0.15 } : undefined;
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const tools = binding ? await import("./tools.js") : null;
+  const tools = binding ? await import("../tools.js") : null;
   const bound = binding ? tools.bindTool(rt, binding) : null;
   let n = 0;
   const trials = [];

@@ -184,7 +184,7 @@ def probe_report(
 
             check = ctx.new_page()
             forward_console(check, f"probes-csp-only-{mode}")
-            check.goto(deployed.url + "boot-check.html?autostart=0", wait_until="load")
+            check.goto(deployed.url + "demos/boot-check.html?autostart=0", wait_until="load")
             assert check.evaluate(HELPERS_JS) is True
             csp_only = run_column(check, deployed, sink, "csp only", csp_only=True,
                                   evaluate=evaluate)

@@ -34,7 +34,7 @@ BOOT_S = 180
 DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 BRIEF_JS = """async () => {
-  window.S = await import("./snapshot.js");
+  window.S = await import("../page/snapshot.js");
   S.useShippedSnapshot(true);  // opt-in (see web/snapshot.js: off by default)
   window.brief = (rt) => ({ ...rt.boot, phaseNames: rt.boot.phases.map((p) => p.name) });
   return true;
@@ -80,7 +80,7 @@ def test_a_first_visit_restores_the_shipped_snapshot_then_the_cached_one(
           const r = await ("""
         + CREATE_JS
         + """)();
-          const source = S.snapshotSource(new URL("./dist/build-info.json", location.href).href);
+          const source = S.snapshotSource(new URL("../dist/build-info.json", location.href).href);
           await source.saved();
           const cache = await caches.open("monty-runtime-snapshots");
           r.cached = (await cache.keys()).length;
@@ -189,7 +189,7 @@ def shipped_variant(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]
                 "bytes": len(contents),
             }
         (folder / "build-info.json").write_text(json.dumps(info))
-        yield name, f"./dist/{folder.name}/build-info.json"
+        yield name, f"../dist/{folder.name}/build-info.json"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -62,7 +62,7 @@ def test_playground_shows_serial_within_and_parallel_across(page: Any, server: A
     requests: list[str] = []
     page.on("request", lambda req: requests.append(req.url))
     page.set_viewport_size({"width": 1400, "height": 1000})
-    response = page.goto(server.url + "index.html", wait_until="load")
+    response = page.goto(server.url + "demos/index.html", wait_until="load")
     assert response is not None and response.ok
 
     # the page starts rt-1 by itself; the user adds rt-2
@@ -163,7 +163,7 @@ def test_playground_shows_serial_within_and_parallel_across(page: Any, server: A
 
 
 def test_playground_sandbox_runtime_runs_in_parallel(page: Any, server: Any) -> None:
-    page.goto(server.url + "index.html?autostart=0", wait_until="load")
+    page.goto(server.url + "demos/index.html?autostart=0", wait_until="load")
     page.check("#sandbox")
     page.fill("#pool", "2")
     page.click("#new-runtime")
@@ -186,7 +186,7 @@ def test_playground_sandbox_runtime_runs_in_parallel(page: Any, server: Any) -> 
 
 
 def test_playground_error_and_busy_tool(page: Any, server: Any) -> None:
-    page.goto(server.url + "index.html", wait_until="load")
+    page.goto(server.url + "demos/index.html", wait_until="load")
     _ready(page, "rt-1")
     page.click('[data-snippet="error"]')
     page.click("#run")

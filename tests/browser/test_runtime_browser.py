@@ -573,12 +573,12 @@ def test_bad_input_gives_typed_errors(rpage: Any) -> None:
 def test_failed_boot_is_a_typed_error(rpage: Any) -> None:
     out = evaluate(rpage, """async () => {
       const t0 = performance.now();
-      const lock = await M.MontyRuntime.create({ lockFileURL: "./dist/no-such-lock.json" })
+      const lock = await M.MontyRuntime.create({ lockFileURL: "../dist/no-such-lock.json" })
         .then(() => null, H.errorOf);
       const lockMs = performance.now() - t0;
       const worker = await M.MontyRuntime.create({ workerURL: "./no-such-worker.js" })
         .then(() => null, H.errorOf);
-      const index = await M.MontyRuntime.create({ indexURL: "./dist/" })
+      const index = await M.MontyRuntime.create({ indexURL: "../dist/" })
         .then(() => null, H.errorOf);
       return { lock, lockMs, worker, index };
     }""", timeout_s=120)
@@ -714,7 +714,7 @@ def test_same_program_same_results_and_events_as_native(rpage: Any) -> None:
 
 @pytest.mark.chromium_only("clicks and selectors through Playwright")
 def test_index_page_runs_code(page: Any, server: Any) -> None:
-    page.goto(server.url + "index.html", wait_until="load")
+    page.goto(server.url + "demos/index.html", wait_until="load")
     page.wait_for_function(
         "document.getElementById('status').textContent.startsWith('ready')", timeout=120_000
     )

@@ -126,7 +126,7 @@ def test_same_payloads_as_python(rpage: Any, policy: str) -> None:
     native = _in_thread(_native(policy, batches))
     params = {s["name"]: s["parameters"] for s in native["schemas"]}
     web = evaluate(rpage, """async ({ batches, policy, params }) => {
-      const T = await import("./tools.js");
+      const T = await import("../tools.js");
       const functions = (JS_FUNCTIONS)(params);
       const rt = await M.MontyRuntime.create({ functions, sandbox: policy === "sandbox", poolSize: 2 });
       try {
@@ -163,7 +163,7 @@ def test_same_payloads_as_python(rpage: Any, policy: str) -> None:
 
 def test_bindings_in_the_page_never_reject(rpage: Any) -> None:
     out = evaluate(rpage, """async () => {
-      const T = await import("./tools.js");
+      const T = await import("../tools.js");
       const rt = await M.MontyRuntime.create();
       const q = T.queueBinding(rt);
       const b = T.busyBinding(rt);
@@ -199,7 +199,7 @@ def _native_replay(policy: str) -> list[dict[str, Any]]:
 @pytest.mark.chromium_only("selectors through Playwright")
 def test_agent_page_replays_like_python(page: Any, server: Any, policy: str) -> None:
     native = {m["tool_call_id"]: json.loads(m["content"]) for m in _native_replay(policy)}
-    response = page.goto(server.url + f"agent.html?policy={policy}", wait_until="load")
+    response = page.goto(server.url + f"demos/agent.html?policy={policy}", wait_until="load")
     assert response is not None and response.ok
     page.wait_for_selector("body[data-state=done], body[data-state=failed]", timeout=180_000)
     assert page.get_attribute("body", "data-state") == "done", page.text_content("#status")

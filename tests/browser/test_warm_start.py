@@ -30,12 +30,12 @@ pytestmark = pytest.mark.engine_paths
 BOOT_S = 180
 
 SNAPSHOT_HELPERS = """async () => {
-  window.S = await import("./snapshot.js");
+  window.S = await import("../page/snapshot.js");
   // These tests are about the page's own snapshot: the first worker makes it (the
   // build's shipped snapshot is tested in test_first_visit.py).
   S.useShippedSnapshot(false);
-  window.P = await import("./pool.js");
-  window.src = () => S.snapshotSource(new URL("./dist/build-info.json", location.href).href);
+  window.P = await import("../page/pool.js");
+  window.src = () => S.snapshotSource(new URL("../dist/build-info.json", location.href).href);
   window.brief = (rt) => ({ ...rt.boot, phaseNames: rt.boot.phases.map((p) => p.name) });
   return true;
 }"""

@@ -1,4 +1,4 @@
-// Tests for the JavaScript half of the value codec (web/codec.js).
+// Tests for the JavaScript half of the value codec (web/shared/codec.js).
 // Run with: node --test tests/node/
 // The shared vectors in tests/codec_vectors.json are also checked by
 // tests/unit/test_codec.py, which pins them to specific Python values.
@@ -17,7 +17,7 @@ import {
   dumps,
   encode,
   loads,
-} from "../../web/codec.js";
+} from "../../web/shared/codec.js";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../codec_vectors.json", import.meta.url), "utf8"));
 

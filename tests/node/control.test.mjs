@@ -1,13 +1,13 @@
 // The page's end of the control buffer trusts no word the worker can write
-// (web/control.js ControlChannel), and the per-worker cost budget (Supervisor).
+// (web/page/control.js ControlChannel), and the per-worker cost budget (Supervisor).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
   ControlChannel, EVENTS_PER_EXECUTION, Supervisor, countNodes, executionBudgetFor, messageLimitFor,
   nodeLimitFor,
-} from "../../web/control.js";
-import { CONTROL } from "../../web/protocol.js";
+} from "../../web/page/control.js";
+import { CONTROL } from "../../web/shared/protocol.js";
 
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
 

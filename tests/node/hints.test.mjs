@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { NOT_ISOLATED_WARNING, diagnoseWorkerScript, fileHint, httpFailure } from "../../web/hints.js";
+import { NOT_ISOLATED_WARNING, diagnoseWorkerScript, fileHint, httpFailure } from "../../web/shared/hints.js";
 
 test("a missing lock file names the file, the URL and the commands that produce it", () => {
   const text = httpFailure(404, "Not Found", "https://app.example/rt/dist/pyodide-lock.json");

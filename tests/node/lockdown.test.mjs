@@ -1,15 +1,15 @@
-// Tests for the worker's boot-time fetch through the page (web/boot-fetch.js), the
-// removal of ambient APIs (web/lockdown.js) and the policy check (web/csp-check.js),
+// Tests for the worker's boot-time fetch through the page (web/shared/boot-fetch.js), the
+// removal of ambient APIs (web/worker/lockdown.js) and the policy check (web/worker/csp-check.js),
 // outside a browser. Run with: node --test tests/node/
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { installBootFetch, serveBootFetches } from "../../web/boot-fetch.js";
-import { checkWorkerPolicy, policyMissingMessage } from "../../web/csp-check.js";
+import { installBootFetch, serveBootFetches } from "../../web/shared/boot-fetch.js";
+import { checkWorkerPolicy, policyMissingMessage } from "../../web/worker/csp-check.js";
 import {
   ALLOWED_GLOBALS, ALLOWED_NAVIGATOR, REMOVED_GLOBALS, REMOVED_NAVIGATOR, lockDownGlobals,
-} from "../../web/lockdown.js";
+} from "../../web/worker/lockdown.js";
 
 const BASE = "https://app.example/web/";
 

@@ -1,10 +1,10 @@
-// web/names.js against the vectors src/monty_runtime/_names.py runs too
+// web/shared/names.js against the vectors src/monty_runtime/_names.py runs too
 // (tests/name_vectors.json). Run with: node --test tests/node/
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { functionNameProblem, isIdentifier } from "../../web/names.js";
+import { functionNameProblem, isIdentifier } from "../../web/shared/names.js";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../name_vectors.json", import.meta.url), "utf8"));
 const WORDS = ["not a Python identifier", "duplicate", "clashes"];

@@ -1,12 +1,12 @@
-// The page's host-call argument check (web/schema.js) judges the shared vectors in
+// The page's host-call argument check (web/shared/schema.js) judges the shared vectors in
 // tests/schema_vectors.json exactly as the worker's Python checker does
 // (tests/unit/test_schema_vectors.py runs the same file).
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
-import { decode } from "../../web/codec.js";
-import { checkCall } from "../../web/schema.js";
+import { decode } from "../../web/shared/codec.js";
+import { checkCall } from "../../web/shared/schema.js";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../schema_vectors.json", import.meta.url), "utf8"));
 

@@ -1,4 +1,5 @@
-// Tests for the page/worker-independent parts of web/snapshot.js: the container format,
+// Tests for the page/worker-independent parts of the snapshot modules (web/shared/snapshot-format.js,
+// web/page/snapshot.js, web/worker/snapshot.js): the container format,
 // the cache key, the checks a worker makes before restoring, and the page's snapshot
 // source (who makes the snapshot, who waits, what a failure does).
 // Run with: node --test tests/node/
@@ -10,19 +11,17 @@ import {
   SNAPSHOT_FORMAT,
   SNAPSHOT_PYODIDE_VERSIONS,
   SnapshotError,
-  SnapshotSource,
   checkSnapshotObject,
   isPackedSnapshot,
   lockPackages,
   packSnapshot,
   readPackedSnapshot,
-  shippedSnapshotEntry,
-  snapshotKey,
   snapshotMismatch,
   snapshotUnsupported,
   unpackSnapshot,
-  withBootAssets,
-} from "../../web/snapshot.js";
+} from "../../web/shared/snapshot-format.js";
+import { SnapshotSource, shippedSnapshotEntry, snapshotKey } from "../../web/page/snapshot.js";
+import { withBootAssets } from "../../web/worker/snapshot.js";
 
 const VERSION = SNAPSHOT_PYODIDE_VERSIONS[0];
 const LOCK = {
@@ -249,7 +248,7 @@ test("build-info's snapshot entry is checked before anything is fetched", () => 
 });
 
 test("a first visit uses the shipped snapshot; a missing one means the first worker makes it", async (t) => {
-  const { useShippedSnapshot } = await import("../../web/snapshot.js");
+  const { useShippedSnapshot } = await import("../../web/page/snapshot.js");
   useShippedSnapshot(true); // opt-in: off by default (a Node-made snapshot has no JSPI)
   t.after(() => useShippedSnapshot(false));
   const { packed, entry, info } = await shippedFixture();
@@ -286,7 +285,7 @@ test("useShippedSnapshot(false): the first worker makes the snapshot, nothing is
     fetched.push(String(url));
     return Response.json(info);
   });
-  const { useShippedSnapshot } = await import("../../web/snapshot.js");
+  const { useShippedSnapshot } = await import("../../web/page/snapshot.js");
   useShippedSnapshot(false);
   try {
     const src = new SnapshotSource({ buildInfoURL: "http://x/dist/build-info.json", persist: false });

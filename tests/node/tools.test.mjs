@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 
-import { PyTuple } from "../../web/codec.js";
+import { PyTuple } from "../../web/shared/codec.js";
 import { StateError, WorkerCrashed } from "../../web/monty-runtime.js";
 import {
   BusyBinding,
@@ -359,10 +359,10 @@ test("pyJSONLoads accepts what Python's json.loads accepts", () => {
 
 // ----------------------------------------------------------------- the transcript
 
-test("web/examples/transcript.json is a copy of examples/transcript.json", () => {
-  const served = readFileSync(new URL("web/examples/transcript.json", `file://${ROOT}`), "utf8");
+test("web/demos/examples/transcript.json is a copy of examples/transcript.json", () => {
+  const served = readFileSync(new URL("web/demos/examples/transcript.json", `file://${ROOT}`), "utf8");
   const source = readFileSync(new URL("examples/transcript.json", `file://${ROOT}`), "utf8");
-  assert.equal(served, source, "copy examples/transcript.json to web/examples/transcript.json");
+  assert.equal(served, source, "copy examples/transcript.json to web/demos/examples/transcript.json");
 });
 
 // --------------------------------------------------------- parity with Python

@@ -1,6 +1,6 @@
 """Print batching in the worker (monty_runtime._batching): merged, in order, exact,
 before any other event, flushed by the clock, the size bound and control ticks; batches
-no longer than the page accepts (web/control.js MAX_BATCH)."""
+no longer than the page accepts (web/page/control.js MAX_BATCH)."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ async def test_tick_flushes_held_text(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_batch_limit_is_the_same_on_both_sides_and_print_batches_respect_it() -> None:
-    text = (Path(__file__).resolve().parents[2] / "web" / "control.js").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "web" / "page" / "control.js").read_text(encoding="utf-8")
     found = re.search(r"export const MAX_BATCH = (\d+);", text)
     assert found and int(found.group(1)) == MAX_BATCH
     posted: list[str] = []

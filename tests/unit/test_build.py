@@ -197,7 +197,7 @@ def test_build_ships_a_snapshot_of_this_build_with_compressed_copies(built: Buil
     digest = hashlib.sha256(path.read_bytes())
     assert entry["sha256"] == digest.hexdigest() and entry["bytes"] == path.stat().st_size
     assert entry["integrity"] == "sha256-" + base64.b64encode(digest.digest()).decode()
-    # The container (web/snapshot.js): magic, then meta naming this build's packages.
+    # The container (web/page/snapshot.js): magic, then meta naming this build's packages.
     data = path.read_bytes()
     assert data[:8] == b"MONTYSN1"
     meta_len = int.from_bytes(data[8:12], "little")

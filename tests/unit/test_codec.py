@@ -2,7 +2,7 @@
 
 Round-trip properties run over hypothesis-generated nested values; the shared
 vectors in ``tests/codec_vectors.json`` pin the wire format so the JavaScript
-half (``web/codec.js``, tested by ``tests/node/codec.test.mjs``) cannot drift; and
+half (``web/shared/codec.js``, tested by ``tests/node/codec.test.mjs``) cannot drift; and
 when Node is available, random values are also sent through the JS codec.
 """
 
@@ -27,7 +27,7 @@ from monty_runtime.codec import MAX_DEPTH, CodecError, Opaque, decode, dumps, en
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS_PATH = ROOT / "tests" / "codec_vectors.json"
-CODEC_JS = ROOT / "web" / "codec.js"
+CODEC_JS = ROOT / "web" / "shared" / "codec.js"
 SAFE = 2**53 - 1
 
 

@@ -1,6 +1,6 @@
 """The worker's control channel (monty_runtime._control), driven in
 CPython: the signal handler is called directly (``Control.tick``) with a scripted ring,
-and ``web/protocol.js`` must agree with the Python constants."""
+and ``web/shared/protocol.js`` must agree with the Python constants."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_constants_match_protocol_js() -> None:
     script = ("const m = await import(process.argv[1]);"
               "console.log(JSON.stringify(m.CONTROL));")
     out = subprocess.run(
-        ["node", "--input-type=module", "-e", script, (ROOT / "web" / "protocol.js").as_uri()],
+        ["node", "--input-type=module", "-e", script, (ROOT / "web" / "shared" / "protocol.js").as_uri()],
         capture_output=True, text=True, timeout=30, check=True,
     )
     control = json.loads(out.stdout)

@@ -4,6 +4,7 @@ points import, the layout for the export), header files, refusals that name the 
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from pathlib import Path
 
@@ -16,17 +17,31 @@ WEB = Path(__file__).resolve().parents[2] / "web"
 
 def test_the_module_graph_follows_the_imports() -> None:
     names = module_graph(WEB)
-    for name in ("monty-runtime.js", "tools.js", "worker.js", "boot.js", "layout.js", "hints.js",
-                 "protocol.js", "codec.js", "lockdown.js"):
+    for name in ("monty-runtime.js", "tools.js", "worker.js", "layout.js", "page/runtime.js",
+                 "page/worker-host.js", "page/dispatch.js", "page/host-calls.js", "worker/main.js",
+                 "worker/boot.js", "worker/lockdown.js", "shared/hints.js", "shared/protocol.js",
+                 "shared/codec.js", "shared/snapshot-format.js"):
         assert name in names
-    assert "gate.js" in names  # started as a worker, never imported
+    assert "page/gate.js" in names  # started as a worker, never imported
     # Every module a shipped module names by URL -- imported or started as a worker -- ships.
     for name in names:
         text = (WEB / name).read_text()
-        for spec in re.findall(r"""new URL\(\s*["']\./([\w./-]+\.m?js)["']""", text):
-            assert spec in names, f"{name} starts {spec}, which the module graph leaves out"
+        for spec in re.findall(r"""new URL\(\s*["'](\.{1,2}/[\w./-]+\.m?js)["']\s*,\s*import\.meta""", text):
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(name), spec))
+            assert target in names, f"{name} starts {spec}, which the module graph leaves out"
     # Demo pages and their scripts are not reachable from the library.
-    assert not [n for n in names if n.startswith(("playground", "agent", "conformance", "boot-check"))]
+    assert not [n for n in names if n.startswith("demos/")]
+    # Each module is where it runs: page/ and worker/ never import each other.
+    for name in names:
+        text = (WEB / name).read_text()
+        specs = re.findall(r"""from\s*["'](\.{1,2}/[\w./-]+)["']|import\(\s*["'](\.{1,2}/[\w./-]+)["']""", text)
+        targets = [posixpath.normpath(posixpath.join(posixpath.dirname(name), a or b)) for a, b in specs]
+        if name.startswith("page/"):
+            assert not [t for t in targets if t.startswith("worker/")], name
+        if name.startswith("worker/"):
+            assert not [t for t in targets if t.startswith("page/")], name
+        if name.startswith("shared/"):
+            assert not [t for t in targets if t.startswith(("page/", "worker/"))], name
 
 
 def test_export_writes_the_runtime_only(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""One rule for names (``_names.py`` and ``web/names.js``): identifiers, host function
+"""One rule for names (``_names.py`` and ``web/shared/names.js``): identifiers, host function
 names, namespaces. Both implementations run ``tests/name_vectors.json``; every place
 that takes a name from the caller goes through the rule."""
 
@@ -34,16 +34,16 @@ def test_function_names_are_judged_by_the_shared_vectors(names: list[str], expec
 
 
 def test_the_js_keyword_list_is_pythons() -> None:
-    text = (ROOT / "web" / "names.js").read_text(encoding="utf-8")
+    text = (ROOT / "web" / "shared" / "names.js").read_text(encoding="utf-8")
     block = re.search(r"PY_KEYWORDS = new Set\(\s*\((.*?)\)\.split", text, re.DOTALL)
-    assert block, "web/names.js lost its PY_KEYWORDS list"
+    assert block, "web/shared/names.js lost its PY_KEYWORDS list"
     words = "".join(re.findall(r'"([^"]*)"', block.group(1))).split()
     assert set(words) == KEYWORDS == set(keyword.kwlist)
 
 
 def test_no_other_module_keeps_its_own_identifier_rule() -> None:
     pattern = re.compile(r"isidentifier\(|iskeyword\(|XID_Start|PY_KEYWORDS = ")
-    allowed = {"src/monty_runtime/_names.py", "web/names.js"}
+    allowed = {"src/monty_runtime/_names.py", "web/shared/names.js"}
     found = [str(p.relative_to(ROOT)) for p in [*(ROOT / "src").rglob("*.py"), *(ROOT / "web").glob("*.js")]
              if pattern.search(p.read_text(encoding="utf-8")) and str(p.relative_to(ROOT)) not in allowed]
     assert found == []

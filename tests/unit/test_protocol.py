@@ -1,5 +1,5 @@
 """The page/worker protocol: Python's table (monty_runtime.protocol) and JavaScript's
-(web/protocol.js) must not drift; and the worker's Python side (monty_runtime.worker),
+(web/shared/protocol.js) must not drift; and the worker's Python side (monty_runtime.worker),
 driven in CPython with fake JS hooks."""
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from monty_runtime._pyodide import PyodidePlatform
 from monty_runtime.protocol import MESSAGES, PROTOCOL_VERSION, check_message
 
 ROOT = Path(__file__).resolve().parents[2]
-PROTOCOL_JS = ROOT / "web" / "protocol.js"
+PROTOCOL_JS = ROOT / "web" / "shared" / "protocol.js"
 
 
 def js_table() -> tuple[int, dict[str, Any]]:
     text = PROTOCOL_JS.read_text(encoding="utf-8")
     version = re.search(r"export const PROTOCOL_VERSION = (\d+);", text)
     block = re.search(r"/\* BEGIN MESSAGES \*/(.*?)/\* END MESSAGES \*/", text, re.DOTALL)
-    assert version and block, "web/protocol.js lost its PROTOCOL_VERSION or MESSAGES markers"
+    assert version and block, "web/shared/protocol.js lost its PROTOCOL_VERSION or MESSAGES markers"
     return int(version.group(1)), json.loads(block.group(1))
 
 
@@ -331,7 +331,7 @@ async def test_tasks_an_execution_leaves_running_stop_when_the_worker_is_idle() 
 
 
 async def test_messages_stay_within_the_pages_limit_for_honest_code() -> None:
-    # The page cuts off a worker whose message is over its limit (web/control.js): a
+    # The page cuts off a worker whose message is over its limit (web/page/control.js): a
     # huge exception message is shortened, host-call arguments over max_result_bytes
     # fail in the code instead of being sent.
     s, hooks = session(limits={"max_output_bytes": 1000, "max_result_bytes": 1000})

@@ -1,6 +1,6 @@
 """The host-call argument rule is one rule on both sides: the worker checks a call
 against the function's JSON Schema (``HostFunction.bind``), and the page checks every
-``host_call`` it receives again (``web/schema.js``), since executed code can post one
+``host_call`` it receives again (``web/shared/schema.js``), since executed code can post one
 with any arguments.  ``tests/schema_vectors.json`` holds shared cases: this module runs
 them through the Python checker, ``tests/node/schema.test.mjs`` through the JavaScript
 one, and both assert the same verdicts, so the two cannot drift apart."""

@@ -110,8 +110,8 @@ class SandboxWorker extends Worker {
 globalThis.Worker = SandboxWorker;
 
 const { MontyRuntime } = await import("../monty-runtime.js");
-const { decode, encode } = await import("../codec.js");
-const { snapshotSource } = await import("../snapshot.js");
+const { decode, encode } = await import("../shared/codec.js");
+const { snapshotSource } = await import("../page/snapshot.js");
 
 // ------------------------------------------------------------------------------ stdio
 

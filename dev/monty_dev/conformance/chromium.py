@@ -16,7 +16,7 @@ One backend per server mode, each its own column in the report:
 How it works: :meth:`ChromiumBackend.start` builds ``web/dist`` (cheap when nothing
 changed), starts the dev server in a background thread, launches Chromium through
 Playwright (the launch settings of ``playwright.config.py``) and opens
-``web/conformance.html``.  Each case is sent to that page as JSON text: the runtime to
+``web/demos/conformance.html``.  Each case is sent to that page as JSON text: the runtime to
 use, the host script (per call index: the value in wire form or the error, at once or
 asynchronously; ``hostDelays``) computed here with :class:`HostScript`, and the steps.
 The page runs them with the JS host and returns every execution's events and
@@ -90,7 +90,7 @@ SERVER_MODES: dict[str, bool] = {"isolated": True, "not_isolated": False}
 #: Server mode -> backend (report column) name.
 MODE_BACKENDS: dict[str, str] = {"isolated": "chromium", "not_isolated": "chromium-noniso"}
 
-PAGE = "conformance.html"
+PAGE = "demos/conformance.html"
 #: Seconds the page gives a case (after its runtime booted) when the runner gives none.
 DEFAULT_CASE_DEADLINE = 55.0
 #: Seconds a runtime may take to boot.
@@ -258,7 +258,7 @@ def _step_spec(
 
 
 def case_spec(case: Case, *, per_call_limits: bool) -> dict[str, Any]:
-    """The case as the page runs it (see ``web/conformance.js``).  ``per_call_limits``:
+    """The case as the page runs it (see ``web/demos/conformance.js``).  ``per_call_limits``:
     the runtime was created without the case's limits, so every execute gets them."""
     default = case.limits if per_call_limits else None
     steps: list[dict[str, Any]] = []

@@ -17,8 +17,8 @@ TEST_BOOT_MS = 300_000
 HELPERS_JS = r"""
 async () => {
   const TEST_BOOT_MS = __TEST_BOOT_MS__;
-  const M = await import("./monty-runtime.js");
-  const codec = await import("./codec.js");
+  const M = await import("../monty-runtime.js");
+  const codec = await import("../shared/codec.js");
   const errorOf = (err) => ({
     name: err?.name ?? "Error",
     message: String(err?.message ?? err),
@@ -100,7 +100,7 @@ async () => {
 
 def open_runtime_page(page: Any, server: Any) -> Any:
     """Load the bare page of ``server`` and install the helpers; returns ``page``."""
-    response = page.goto(server.url + "index.html?autostart=0", wait_until="load")
+    response = page.goto(server.url + "demos/index.html?autostart=0", wait_until="load")
     assert response is not None and response.ok
     assert page.evaluate(HELPERS_JS) is True
     return page

@@ -5,9 +5,9 @@
 //       (with connect-src 'none' the worker cannot fetch: the page answers its boot
 //       fetches on bootPort, see boot-fetch.js)
 //   {cmd: "run", id, code} -> {type: "result", id, ok, value | error}
-import { boot } from "./boot.js";
-import { describe } from "./errors.js";
-import { installBootFetch } from "./boot-fetch.js";
+import { boot } from "../worker/boot.js";
+import { describe } from "../shared/errors.js";
+import { installBootFetch } from "../shared/boot-fetch.js";
 
 let pyodide = null;
 

@@ -18,8 +18,8 @@
  * @module conformance
  */
 
-import { MontyRuntime } from "./monty-runtime.js";
-import { decode, encode } from "./codec.js";
+import { MontyRuntime } from "../monty-runtime.js";
+import { decode, encode } from "../shared/codec.js";
 
 /** @type {Map<string, Entry>} */
 const runtimes = new Map();

@@ -9,8 +9,8 @@
 // For tests: window.agent.replay(policy) -> the tool messages; <body data-state> is
 // "idle" | "running" | "done" | "failed".
 
-import { MontyRuntime } from "./monty-runtime.js";
-import { POLICIES, bindTool } from "./tools.js";
+import { MontyRuntime } from "../monty-runtime.js";
+import { POLICIES, bindTool } from "../tools.js";
 
 const TRANSCRIPT_URL = "examples/transcript.json";
 const RATES = { NOK: 11.7, USD: 1.08, EUR: 1.0 };

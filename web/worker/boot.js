@@ -11,19 +11,16 @@
 
 import {
   SNAPSHOT_PRELOAD,
-  afterRestore,
   checkSnapshotObject,
   isPackedSnapshot,
-  makeSnapshot as takeSnapshot,
   readPackedSnapshot,
-  restoreFiles,
   snapshotMismatch,
   snapshotUnsupported,
-  withBootAssets,
-} from "./snapshot.js";
-import { BootError, describe } from "./errors.js";
-import { PYODIDE_DIR, RUNTIME_DIR } from "./layout.js";
-import { fileHint, httpFailure } from "./hints.js";
+} from "../shared/snapshot-format.js";
+import { afterRestore, makeSnapshot as takeSnapshot, restoreFiles, withBootAssets } from "./snapshot.js";
+import { BootError, describe } from "../shared/errors.js";
+import { PYODIDE_DIR, RUNTIME_DIR } from "../layout.js";
+import { fileHint, httpFailure } from "../shared/hints.js";
 
 export { BootError };
 

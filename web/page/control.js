@@ -20,9 +20,9 @@
  * @module control
  */
 
-import { CONTROL, checkMessage } from "./protocol.js";
+import { CONTROL, checkMessage } from "../shared/protocol.js";
 
-export { BUSY_MESSAGE } from "./errors.js";
+export { BUSY_MESSAGE } from "../shared/errors.js";
 /** How often a worker with an execution in flight is ticked (ms). */
 export const TICK_MS = 50;
 /** Extra wait after timeout + grace before the hard path, so that a Python-side answer

@@ -7,9 +7,9 @@
 // codec.js, all from this origin. ?autostart=0 loads the page without a runtime (the
 // browser tests use the page as a bare host for monty-runtime.js).
 
-import { encode } from "./codec.js";
-import { MontyRuntime } from "./monty-runtime.js";
-import { bindTool } from "./tools.js";
+import { encode } from "../shared/codec.js";
+import { MontyRuntime } from "../monty-runtime.js";
+import { bindTool } from "../tools.js";
 
 // ------------------------------------------------------------------------ fixtures
 

@@ -11,10 +11,10 @@
 // boot: restore the page's snapshot, or boot cold and make it, or boot cold.
 // No dependencies beyond snapshot.js, protocol.js and boot-fetch.js; no bundler needed.
 
-import { serveBootFetches } from "./boot-fetch.js";
-import { PROTOCOL_VERSION } from "./protocol.js";
-import { PYODIDE_DIR } from "./layout.js";
-import { diagnoseWorkerScript, httpFailure } from "./hints.js";
+import { serveBootFetches } from "../shared/boot-fetch.js";
+import { PROTOCOL_VERSION } from "../shared/protocol.js";
+import { PYODIDE_DIR } from "../layout.js";
+import { diagnoseWorkerScript, httpFailure } from "../shared/hints.js";
 import { pyodideAssets, snapshotSource } from "./snapshot.js";
 
 /** Pool boots that fail in a row before the pool stops refilling (until prewarm()). */

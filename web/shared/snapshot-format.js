@@ -1,0 +1,214 @@
+// Warm start: a memory snapshot of a booted worker (Pyodide with monty_runtime
+// imported), restored by later workers instead of a cold boot.
+//
+// Pyodide's snapshot options (`loadPyodide({ _makeSnapshot })`,
+// `pyodide.makeMemorySnapshot()`, `loadPyodide({ _loadSnapshot })`) are private and
+// experimental, so they are used only with the Pyodide versions listed in
+// SNAPSHOT_PYODIDE_VERSIONS, feature-detected, and every failure falls back to a cold
+// boot (said so in the boot report, never silently).
+//
+// What a snapshot holds
+//   * Pyodide's own snapshot: the WebAssembly memory (the interpreter with
+//     monty_runtime, monty_runtime.worker and what they import) plus its table of
+//     JavaScript references (only Pyodide's own, by name);
+//   * the files of site-packages (our wheel, micropip): the memory has the imported
+//     modules, the file system (JavaScript-side) has the files of what is not imported
+//     yet (micropip is imported lazily, on first use), so the files travel alongside;
+//   * meta: the Pyodide version and the sha256 of every package it holds, checked by
+//     the worker against its lock file before restoring.
+// The snapshot is taken before anything page-specific exists (no host functions, no
+// message handlers into Python, no interrupt buffer, no session): worker.js runs those
+// steps after a cold boot and after a restore alike.
+//
+// Where it comes from on a first visit: the build ships one (dist/snapshot.bin, made
+// at build time by scripts/make-snapshot.mjs; named with its sha256 in
+// build-info.json's "snapshot" entry). With no snapshot in Cache Storage, the page
+// fetches it as a Blob (it may be served compressed) and hands it to the first worker,
+// which reads it, checks its sha256 against build-info.json's and its meta against its
+// lock file like any snapshot, and restores it; any failure falls back to a cold boot
+// and the next worker makes the page's own snapshot (the boot report says why). The
+// page never reads the ~30 MB itself: that would cost its thread long tasks.
+//
+// Where it lives (page side, never in the worker: the worker runs untrusted code and
+// must not be able to write what later workers restore)
+//   * in memory, for the page's lifetime;
+//   * in Cache Storage (when available: secure contexts), keyed by the Pyodide version
+//     and the sha256 of every wheel (dist/build-info.json), so a returning visit skips
+//     the cold boot; a changed wheel or Pyodide changes the key; older entries are
+//     deleted when a new one is stored. The stored bytes carry their sha256, checked
+//     by the worker that restores them (the page hands it the Blob, unread).
+//
+//
+// The modules: shared/snapshot-format.js (this one: the container format and the
+// rules that decide whether a snapshot fits a lock file), worker/snapshot.js (make and
+// restore, in the worker), page/snapshot.js (where snapshots come from and are kept:
+// the shipped one, Cache Storage, memory). None of them evaluates code from data.
+
+/** Pyodide versions whose private snapshot API this module was written and tested for. */
+export const SNAPSHOT_PYODIDE_VERSIONS = Object.freeze(["314.0.7"]);
+
+/** Bumped when the container layout or what goes into a snapshot changes. */
+export const SNAPSHOT_FORMAT = 1;
+
+/** Python modules imported before the snapshot is taken (monty_runtime itself is
+ * imported by the boot chain). Not micropip: it is imported on first use. */
+export const SNAPSHOT_PRELOAD = Object.freeze(["monty_runtime.worker", "monty_runtime._snapshot"]);
+
+/** Packages whose files and hashes a snapshot holds (loaded by the boot chain). */
+export const SNAPSHOT_PACKAGES = Object.freeze(["monty-runtime", "micropip"]);
+
+const MAGIC = "MONTYSN1";
+const HEADER_BYTES = 32;
+
+export class SnapshotError extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = "SnapshotError";
+  }
+}
+
+
+// ------------------------------------------------------------------ container format
+
+/**
+ * A snapshot in memory: `{ meta, files, pyodide }` where `files` holds the bytes of
+ * `meta.files` ([path, length, mtimeMs, mode] each) back to back and `pyodide` is
+ * Pyodide's own snapshot.
+ * @typedef {{ meta: object, files: Uint8Array, pyodide: Uint8Array }} Snapshot
+ */
+
+const align16 = (n) => Math.ceil(n / 16) * 16;
+/** Lower-case hex of a digest. */
+export const hex = (buffer) => Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+
+/** One Blob: a 32-byte header, meta JSON, the files, padding, Pyodide's snapshot. */
+export function packSnapshot(snapshot) {
+  const metaBytes = new TextEncoder().encode(JSON.stringify(snapshot.meta));
+  const pyOffset = align16(HEADER_BYTES + metaBytes.length + snapshot.files.length);
+  const header = new Uint8Array(HEADER_BYTES);
+  header.set(new TextEncoder().encode(MAGIC), 0);
+  const view = new DataView(header.buffer);
+  view.setUint32(8, metaBytes.length, true);
+  view.setUint32(12, snapshot.files.length, true);
+  view.setUint32(16, pyOffset, true);
+  view.setUint32(20, snapshot.pyodide.length, true);
+  view.setUint32(24, SNAPSHOT_FORMAT, true);
+  const pad = new Uint8Array(pyOffset - HEADER_BYTES - metaBytes.length - snapshot.files.length);
+  return new Blob([header, metaBytes, snapshot.files, pad, snapshot.pyodide]);
+}
+
+/** The inverse of packSnapshot (views into `bytes`, no copies); throws SnapshotError. */
+export function unpackSnapshot(bytes) {
+  if (!(bytes instanceof Uint8Array) || bytes.length < HEADER_BYTES) {
+    throw new SnapshotError("not a snapshot (too short)");
+  }
+  const magic = new TextDecoder().decode(bytes.subarray(0, 8));
+  if (magic !== MAGIC) throw new SnapshotError("not a snapshot (bad magic)");
+  const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+  const metaLength = view.getUint32(8, true);
+  const filesLength = view.getUint32(12, true);
+  const pyOffset = view.getUint32(16, true);
+  const pyLength = view.getUint32(20, true);
+  const format = view.getUint32(24, true);
+  if (format !== SNAPSHOT_FORMAT) throw new SnapshotError(`snapshot format ${format}, expected ${SNAPSHOT_FORMAT}`);
+  const filesStart = HEADER_BYTES + metaLength;
+  if (filesStart + filesLength > pyOffset || pyOffset % 16 !== 0 || pyOffset + pyLength !== bytes.length) {
+    throw new SnapshotError("snapshot is truncated or its header is damaged");
+  }
+  let meta;
+  try {
+    meta = JSON.parse(new TextDecoder().decode(bytes.subarray(HEADER_BYTES, filesStart)));
+  } catch (err) {
+    throw new SnapshotError(`snapshot meta is not JSON (${err.message})`);
+  }
+  checkMeta(meta);
+  const pyodide = bytes.subarray(pyOffset);
+  if ((bytes.byteOffset + pyOffset) % 4 !== 0) {
+    throw new SnapshotError("snapshot bytes are not aligned");
+  }
+  return { meta, files: bytes.subarray(filesStart, filesStart + filesLength), pyodide };
+}
+
+function checkMeta(meta) {
+  if (!meta || typeof meta !== "object" || meta.format !== SNAPSHOT_FORMAT ||
+      typeof meta.pyodideVersion !== "string" || !meta.packages || typeof meta.packages !== "object" ||
+      !Array.isArray(meta.files)) {
+    throw new SnapshotError("snapshot meta is malformed");
+  }
+}
+
+/**
+ * A packed snapshot: the container file as a Blob plus the sha256 it must have, as the
+ * page hands over the shipped one (and the one read back from Cache Storage) without
+ * reading its ~30 MB on its own thread. The worker reads, checks and unpacks it
+ * (readPackedSnapshot) before restoring.
+ * @typedef {{ packed: Blob, sha256: string, from: string }} PackedSnapshot
+ */
+
+/** True for a PackedSnapshot (after a structured clone too). */
+export function isPackedSnapshot(value) {
+  return !!value && typeof value === "object" && typeof Blob === "function" && value.packed instanceof Blob &&
+    typeof value.sha256 === "string";
+}
+
+/** Worker side: the Snapshot of a PackedSnapshot, its sha256 checked; throws SnapshotError. */
+export async function readPackedSnapshot(value) {
+  if (!isPackedSnapshot(value)) throw new SnapshotError("not a packed snapshot");
+  const buffer = await value.packed.arrayBuffer();
+  const digest = hex(await crypto.subtle.digest("SHA-256", buffer));
+  if (digest !== value.sha256) {
+    throw new SnapshotError(`the ${value.from ?? "packed"} snapshot is damaged or from another build ` +
+      `(sha256 ${digest.slice(0, 12)}..., expected ${value.sha256.slice(0, 12)}...)`);
+  }
+  return unpackSnapshot(new Uint8Array(buffer));
+}
+
+/** A snapshot object as it arrives by postMessage (structured clone): checked shape. */
+export function checkSnapshotObject(snapshot) {
+  if (!snapshot || typeof snapshot !== "object") throw new SnapshotError("no snapshot object");
+  checkMeta(snapshot.meta);
+  if (!(snapshot.files instanceof Uint8Array) || !(snapshot.pyodide instanceof Uint8Array)) {
+    throw new SnapshotError("snapshot parts must be Uint8Arrays");
+  }
+  let total = 0;
+  for (const entry of snapshot.meta.files) {
+    if (!Array.isArray(entry) || typeof entry[0] !== "string" || !Number.isInteger(entry[1]) || entry[1] < 0) {
+      throw new SnapshotError("snapshot file table is malformed");
+    }
+    total += entry[1];
+  }
+  if (total !== snapshot.files.length) throw new SnapshotError("snapshot file table does not match its data");
+  return snapshot;
+}
+
+// ------------------------------------------------------------------ compatibility
+
+/** Why this Pyodide cannot make/restore snapshots, or null when it can. */
+export function snapshotUnsupported(pyodideVersion) {
+  if (!SNAPSHOT_PYODIDE_VERSIONS.includes(pyodideVersion)) {
+    return `snapshots are not supported with Pyodide ${pyodideVersion} (only ${SNAPSHOT_PYODIDE_VERSIONS.join(", ")})`;
+  }
+  return null;
+}
+
+/** sha256 of each snapshot package, from the lock file (what the worker would load). */
+export function lockPackages(lock) {
+  const out = {};
+  for (const name of SNAPSHOT_PACKAGES) {
+    const sha = lock?.packages?.[name]?.sha256;
+    out[name] = typeof sha === "string" ? sha : null;
+  }
+  return out;
+}
+
+/** Why `meta` does not fit this worker (its lock file and Pyodide), or null. */
+export function snapshotMismatch(meta, lock, pyodideVersion) {
+  if (meta.pyodideVersion !== pyodideVersion) {
+    return `Pyodide changed (snapshot ${meta.pyodideVersion}, now ${pyodideVersion})`;
+  }
+  const now = lockPackages(lock);
+  for (const [name, sha] of Object.entries(now)) {
+    if (meta.packages[name] !== sha) return `package ${name} changed since the snapshot was made`;
+  }
+  return null;
+}
