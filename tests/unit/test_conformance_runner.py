@@ -35,7 +35,12 @@ from monty_dev.conformance import (
     select_cases,
 )
 from monty_dev.conformance import backends as backends_module
-from monty_dev.conformance.check import json_equal, traceback_frames, wire_to_plain
+from monty_dev.conformance.check import (
+    json_equal,
+    normalize_events,
+    traceback_frames,
+    wire_to_plain,
+)
 from monty_dev.conformance.corpus import CASE_FIELDS, STEP_FIELDS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "conformance.md"
@@ -810,3 +815,39 @@ def test_default_corpora_are_the_project_plus_the_named_ladder(
     monkeypatch.setenv("MONTY_LADDER", str(tmp_path / "missing"))
     with pytest.raises(CorpusError, match=r"MONTY_LADDER=.*missing: no such directory"):
         default_corpora(repo)
+
+
+# ------------------------------------------------------------------ event comparison
+
+
+def _finished(name: str, result: Any, call_id: str) -> dict[str, Any]:
+    return {"type": "call_finished", "execution_id": "ex-1", "call_id": call_id,
+            "name": name, "duration_ms": 1.0, "result": result, "error": None}
+
+
+def _started(name: str, call_id: str) -> dict[str, Any]:
+    return {"type": "call_started", "execution_id": "ex-1", "call_id": call_id,
+            "name": name, "args": [], "kwargs": {}}
+
+
+def test_calls_in_flight_together_may_finish_in_either_order() -> None:
+    # asyncio.gather(a(), b(), c()): the answers reach the interpreter in the host's
+    # timing, so two backends agree whatever order the adjacent finishes came in.
+    started = [_started("a", "c1"), _started("b", "c2"), _started("c", "c3")]
+    native = [*started, _finished("a", "x", "c1"), _finished("b", "y", "c2"),
+              _finished("c", "z", "c3")]
+    browser = [*started, _finished("a", "x", "c1"), _finished("c", "z", "c3"),
+               _finished("b", "y", "c2")]
+    assert normalize_events(native) == normalize_events(browser)
+
+
+def test_an_event_between_two_finishes_still_fixes_their_order() -> None:
+    one = [_finished("a", 1, "c1"), {"type": "print", "stream": "stdout", "text": "x\n"},
+           _finished("b", 2, "c2")]
+    other = [_finished("b", 2, "c2"), {"type": "print", "stream": "stdout", "text": "x\n"},
+             _finished("a", 1, "c1")]
+    assert normalize_events(one) != normalize_events(other)
+
+
+def test_finishes_with_different_results_still_differ() -> None:
+    assert normalize_events([_finished("a", 1, "c1")]) != normalize_events([_finished("a", 2, "c1")])

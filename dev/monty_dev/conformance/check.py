@@ -330,7 +330,13 @@ def _scrub(value: Any) -> Any:
 
 def normalize_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Events as two backends must agree on them: ids and durations dropped, adjacent
-    prints of one stream merged, errors reduced to their type, addresses scrubbed."""
+    prints of one stream merged, errors reduced to their type, addresses scrubbed, and
+    adjacent ``call_finished`` events in a canonical order.
+
+    The last: host calls in flight together (``asyncio.gather(a(), b())``) finish in the
+    order their answers reach the interpreter, which is the host's timing, not the
+    contract (natively the caller's loop answers them; in a browser each answer is a
+    message). Events between them (a print, a new call) still fix their order."""
     out: list[dict[str, Any]] = []
     for ev in _merged_prints(events):
         item = {k: v for k, v in ev.items() if k not in ("execution_id", "call_id", "duration_ms")}
@@ -338,6 +344,20 @@ def normalize_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if isinstance(err, dict):
             item["error"] = {"type": err.get("type")}
         out.append(_scrub(item))
+    return _canonical_finishes(out)
+
+
+def _canonical_finishes(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    run: list[dict[str, Any]] = []
+    for ev in [*events, None]:
+        if ev is not None and ev.get("type") == "call_finished":
+            run.append(ev)
+            continue
+        out.extend(sorted(run, key=lambda e: json.dumps(e, sort_keys=True, default=repr)))
+        run = []
+        if ev is not None:
+            out.append(ev)
     return out
 
 
