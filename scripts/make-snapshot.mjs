@@ -1,10 +1,14 @@
-// Build-time memory snapshot: boots Pyodide in Node with the web
-// build's lock file and wheels, exactly as a worker's cold boot does (web/worker/boot.js), and
-// writes the snapshot the page ships (web/shared/snapshot-format.js container format).
+// Build-time memory snapshot (first visit): boots Pyodide with the web build's lock file
+// and wheels, exactly as a worker's cold boot does (web/worker/boot.js), and writes the
+// snapshot the page ships (web/shared/snapshot-format.js container format).
 //
-//   node scripts/make-snapshot.mjs <web/dist> <out file>
+//   deno run --allow-read=... --allow-write=<dist> scripts/make-snapshot.mjs <web/dist> <out file>
 //
-// Prints one JSON line: {file, bytes, pyodideVersion, packages, ms}.
+// The build runs it in Deno, which has JSPI like Chromium and Firefox: Pyodide keeps in
+// its memory whether JSPI was there at boot, and a snapshot works only where that is the
+// same (web/shared/snapshot-format.js, jspiAvailable). It runs in Node too (no JSPI: a snapshot for
+// engines without it). Prints one JSON line: {file, bytes, pyodideVersion, packages,
+// madeIn, jspi, ms}.
 import { readFile, writeFile, rename } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL, fileURLToPath } from "node:url";
@@ -13,7 +17,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const web = path.resolve(here, "..", "web");
 const [distArg, outArg] = process.argv.slice(2);
 if (!distArg || !outArg) {
-  console.error("usage: node scripts/make-snapshot.mjs <web/dist> <out file>");
+  console.error("usage: deno run -A scripts/make-snapshot.mjs <web/dist> <out file>");
   process.exit(2);
 }
 const dist = path.resolve(distArg);
@@ -44,7 +48,7 @@ const problem = check.check_clean();
 check.destroy();
 if (typeof problem === "string") throw new Error(`cannot snapshot: ${problem}`);
 const snapshot = makeSnapshot(pyodide, lock);
-snapshot.meta.madeIn = "node";
+snapshot.meta.madeIn = typeof globalThis.Deno === "object" ? "deno" : "node";
 const bytes = new Uint8Array(await packSnapshot(snapshot).arrayBuffer());
 await writeFile(`${out}.tmp`, bytes);
 await rename(`${out}.tmp`, out);
@@ -53,5 +57,7 @@ console.log(JSON.stringify({
   bytes: bytes.length,
   pyodideVersion: version,
   packages: snapshot.meta.packages,
+  madeIn: snapshot.meta.madeIn,
+  jspi: snapshot.meta.jspi,
   ms: Math.round(performance.now() - t0),
 }));

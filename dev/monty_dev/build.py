@@ -14,8 +14,9 @@ Writes ``web/dist/``:
   Every ``file_name`` in it is relative: the worker passes the lock file's directory
   as ``packageBaseUrl``, so packages resolve from the page's own origin;
 * ``snapshot.bin`` - a memory snapshot of a booted worker (Pyodide with monty_runtime
-  imported), made in Node from the files above by ``scripts/make-snapshot.mjs``; a
-  first visit restores it instead of booting cold (``web/page/snapshot.js``);
+  imported), made in Deno (which has JSPI, as Chromium and Firefox do) from the files
+  above by ``scripts/make-snapshot.mjs``; a first visit restores it instead of booting
+  cold where JSPI is as it was when it was made (``web/page/snapshot.js``);
 * ``.gz``/``.br`` next to ``snapshot.bin``, ``pyodide-lock.json`` and Pyodide's
   ``pyodide.asm.wasm``/``pyodide.asm.mjs`` (``scripts/precompress.mjs``), for servers
   that serve precompressed files (docs/first-visit.md);
@@ -51,6 +52,7 @@ __all__ = [
     "BuildResult",
     "build",
     "find_build_python",
+    "find_deno",
     "find_project_root",
 ]
 
@@ -193,8 +195,10 @@ def _wheel_inputs(project: Path) -> list[Path]:
     return files
 
 
-def _run(cmd: list[str], *, cwd: Path | None = None, what: str) -> str:
-    env = dict(os.environ)
+def _run(
+    cmd: list[str], *, cwd: Path | None = None, what: str, env: dict[str, str] | None = None
+) -> str:
+    env = {**os.environ, **(env or {})}
     env.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     env.pop("PYTHONPATH", None)
     try:
@@ -214,6 +218,31 @@ def _run(cmd: list[str], *, cwd: Path | None = None, what: str) -> str:
         tail = "\n".join(proc.stdout.strip().splitlines()[-25:])
         raise BuildError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
     return proc.stdout
+
+
+DENO_MISSING = (
+    "the snapshot step needs Deno (it makes the snapshot with JSPI on, as Chromium and "
+    "Firefox run it): `scripts/dev setup` installs it (the deno package from PyPI, in the "
+    "dev extra), or pip install 'monty-runtime[deno]', put deno on PATH, or set "
+    "MONTY_DENO=/path/to/deno; `build(snapshot=False)` builds without the snapshot"
+)
+
+
+def find_deno() -> str:
+    """The deno binary, found as the Deno backend finds it (``monty_runtime._deno``:
+    ``$MONTY_DENO``, the ``deno`` package from PyPI, ``deno`` on ``PATH``)."""
+    try:
+        from monty_runtime._deno import deno_executable
+        from monty_runtime.errors import StateError
+    except ImportError:
+        found = os.environ.get("MONTY_DENO") or shutil.which("deno")
+        if found and os.access(found, os.X_OK):
+            return found
+        raise BuildError(DENO_MISSING) from None
+    try:
+        return deno_executable()
+    except StateError as exc:
+        raise BuildError(f"{DENO_MISSING} ({exc})") from None
 
 
 def _python_version(python: str) -> tuple[int, int] | None:
@@ -579,12 +608,13 @@ class _Builder:
             if entry.get("sha256") != _sha256(wheel):
                 raise BuildError(f"{lock_file}: sha256 of {wheel.name} does not match the file")
 
-    # 6. the shipped memory snapshot (Node boots Pyodide as a worker does, and snapshots)
+    # 6. the shipped memory snapshot (Deno boots Pyodide as a worker does, and snapshots)
     def make_snapshot(self, lock_file: Path) -> tuple[dict[str, Any], str]:
         out = self.dist / SNAPSHOT_FILE
         inputs = {
             "lock": _sha256(lock_file),
             "files": {name: _sha256(self.project / name) for name in SNAPSHOT_INPUTS},
+            "maker": "deno",  # a snapshot made in Node (no JSPI) before is made again
         }
         previous = self.state.get("snapshot", {})
         if (
@@ -593,35 +623,54 @@ class _Builder:
             and _sha256(out) == previous.get("sha256")
         ):
             return previous["entry"], f"cached ({SNAPSHOT_FILE})"
-        node = shutil.which("node")
-        if node is None:
-            raise BuildError("the snapshot step needs Node.js (`node` on PATH), as `npm ci` does")
+        deno = find_deno()
+        # Read: the project and Pyodide's folder (web/node_modules may be a link);
+        # write: web/dist only.
+        readable = sorted({str(self.project), str(self.pyodide_dir.resolve()), str(self.dist)})
         line = (
             _run(
                 [
-                    node,
+                    deno,
+                    "run",
+                    "--no-prompt",
+                    "--no-config",
+                    "--no-lock",
+                    f"--allow-read={','.join(readable)}",
+                    f"--allow-write={self.dist}",
                     str(self.project / "scripts" / "make-snapshot.mjs"),
                     str(self.dist),
                     str(out),
                 ],
                 cwd=self.project,
-                what="making the memory snapshot (scripts/make-snapshot.mjs)",
+                what="making the memory snapshot in Deno (scripts/make-snapshot.mjs)",
+                env={"DENO_NO_UPDATE_CHECK": "1", "NO_COLOR": "1"},
             )
             .strip()
             .splitlines()[-1]
         )
         made = json.loads(line)
+        if made.get("madeIn") != "deno" or made.get("jspi") is not True:
+            raise BuildError(
+                f"{deno} made the snapshot without JSPI ({line}): the page restores it only "
+                "in engines without JSPI; use a Deno with JSPI (2.4 or newer)"
+            )
         digest = hashlib.sha256(out.read_bytes())
         entry = {
             "file": SNAPSHOT_FILE,
             "sha256": digest.hexdigest(),
             "integrity": "sha256-" + base64.b64encode(digest.digest()).decode("ascii"),
             "bytes": out.stat().st_size,
-            "made_in": "node",
+            "made_in": made["madeIn"],
+            # Pyodide keeps in the snapshot whether JSPI was on: the page restores it only
+            # where that is the same (web/page/snapshot.js, shippedSnapshotMismatch).
+            "jspi": made["jspi"],
         }
         self.state["snapshot"] = {"inputs": inputs, "sha256": entry["sha256"], "entry": entry}
         size = out.stat().st_size / 1e6
-        return entry, f"made ({SNAPSHOT_FILE}, {size:.1f} MB in {float(made['ms']) / 1000:.1f} s)"
+        return entry, (
+            f"made ({SNAPSHOT_FILE}, {size:.1f} MB in {float(made['ms']) / 1000:.1f} s, "
+            f"{made['madeIn']}, JSPI {'on' if made['jspi'] else 'off'})"
+        )
 
     # 7. .gz/.br next to the big files
     def precompress(self) -> str:

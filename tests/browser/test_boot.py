@@ -1,4 +1,4 @@
-"""The worker boot chain (web/boot.js) through web/boot-check.html, in both server modes."""
+"""The worker boot chain (web/worker/boot.js) through web/demos/boot-check.html, in both server modes."""
 
 from __future__ import annotations
 

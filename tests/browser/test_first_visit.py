@@ -1,6 +1,11 @@
-"""First visit: the snapshot shipped with the build (web/dist/snapshot.bin, made by
-``python -m monty_runtime build``), in both server modes.
+"""First visit: the snapshot shipped with the build (web/dist/snapshot.bin, made in
+Deno with JSPI by ``python -m monty_runtime build``), in both server modes.
 
+* by default, an engine with JSPI (Chromium, Firefox) restores it on a first visit, and
+  the restored runtime makes sync-style host calls (JSPI), awaited ones, and is
+  interrupted like a cold one; an engine without JSPI (WebKit) does not download it:
+  its first worker boots cold, makes the page's own snapshot and says why in
+  ``rt.boot.reason``, and the next worker restores that one;
 * a first visit (empty HTTP cache and Cache Storage) downloads the shipped snapshot,
   compressed, the worker checks its sha256 and restores it: no cold boot, no
   wheel downloads; it is then kept in Cache Storage, so the returning visit reads it
@@ -9,7 +14,8 @@
   Pyodide part is broken falls back to a cold boot that says why in ``rt.boot``;
 * ``create({snapshot: false})`` boots cold and downloads no snapshot.
 
-Each case gets a fresh browser context (the ``page`` fixture). Only ``page.evaluate``
+The cases that need the shipped snapshot restored are skipped where it does not fit
+(the page's JSPI is not the snapshot's). Each case gets a fresh browser context (the ``page`` fixture). Only ``page.evaluate``
 and the dev server's request log are used, so the tests run as they are in any engine.
 """
 
@@ -26,16 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.runtime_page import HELPERS_JS, evaluate, open_runtime_page
+from support.runtime_page import HELPERS_JS, evaluate, open_runtime_page, shared_memory
 
 from monty_runtime._server import RequestRecord
+
+pytestmark = pytest.mark.engine_paths
 
 BOOT_S = 180
 DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 BRIEF_JS = """async () => {
   window.S = await import("../page/snapshot.js");
-  S.useShippedSnapshot(true);  // opt-in (see web/snapshot.js: off by default)
   window.brief = (rt) => ({ ...rt.boot, phaseNames: rt.boot.phases.map((p) => p.name) });
   return true;
 }"""
@@ -65,6 +72,23 @@ def fpage(page: Any, server: Any) -> Any:
     return page
 
 
+def shipped_mismatch(page: Any) -> str | None:
+    """Why this engine does not take the shipped snapshot (JSPI differs), or None."""
+    reason: str | None = page.evaluate("""async () => {
+      const info = await (await fetch("../dist/build-info.json", { cache: "no-cache" })).json();
+      return S.shippedSnapshotMismatch(S.shippedSnapshotEntry(info));
+    }""")
+    return reason
+
+
+def needs_shipped(page: Any) -> None:
+    reason = shipped_mismatch(page)
+    if reason is not None:
+        pytest.skip(f"the shipped snapshot does not fit this engine ({reason}); "
+                    "test_by_default_a_first_visit_takes_the_shipped_snapshot_where_it_fits "
+                    "covers this engine")
+
+
 # ------------------------------------------------------------------------------ restore
 
 
@@ -73,6 +97,8 @@ def test_a_first_visit_restores_the_shipped_snapshot_then_the_cached_one(
 ) -> None:
     info = json.loads((DIST / "build-info.json").read_text())
     assert info["snapshot"]["file"] == "snapshot.bin"
+    assert (info["snapshot"]["made_in"], info["snapshot"]["jspi"]) == ("deno", True)
+    needs_shipped(fpage)
     mark = len(server.requests())
     out = evaluate(
         fpage,
@@ -131,7 +157,7 @@ def test_snapshot_false_boots_cold_without_the_shipped_snapshot(fpage: Any, serv
 
 
 def _repack(data: bytes, meta: dict[str, Any]) -> bytes:
-    """The snapshot container (web/snapshot.js packSnapshot) with another meta."""
+    """The snapshot container (web/shared/snapshot-format.js packSnapshot) with another meta."""
     meta_len, files_len, py_offset, py_len, fmt = struct.unpack("<IIIII", data[8:28])
     files = data[32 + meta_len : 32 + meta_len + files_len]
     pyodide = data[py_offset:]
@@ -208,6 +234,7 @@ def test_a_bad_shipped_snapshot_falls_back_to_a_cold_boot_with_a_reason(
     fpage: Any, shipped_variant: tuple[str, str]
 ) -> None:
     name, build_info = shipped_variant
+    needs_shipped(fpage)
     out = evaluate(
         fpage,
         """async (buildInfoURL) => {
@@ -236,19 +263,76 @@ def test_a_bad_shipped_snapshot_falls_back_to_a_cold_boot_with_a_reason(
 
 
 DEFAULT_JS = """async () => {
-  const rt = await M.MontyRuntime.create({ functions: { add: (a, b) => a + b } });
-  const run = await H.run(rt, "x = add(2, 3)\\nx");
-  const boot = rt.boot;
+  const jspi = S.jspiAvailable();
+  const later = async (x) => { await new Promise((r) => setTimeout(r, 20)); return x * 2; };
+  const rt = await M.MontyRuntime.create({ functions: { add: (a, b) => a + b, later } });
+  const sync = await H.run(rt, "x = add(2, 3)\\nx");
+  const awaited = await H.run(rt, "y = await later(21)\\ny");
+  // An interrupt of awaiting code (both server modes), then of a tight loop (with
+  // shared memory: through Pyodide's interrupt buffer); the state is kept.
+  const sleeping = rt.execute("import asyncio\\nawait asyncio.sleep(30)");
+  await H.waitEvent(sleeping, (ev) => ev.type === "run_started");
+  await new Promise((r) => setTimeout(r, 50));
+  sleeping.interrupt();
+  const awaitInterrupted = await H.settle(sleeping.result);
+  let loopInterrupted = null;
+  if (globalThis.crossOriginIsolated && typeof SharedArrayBuffer === "function") {
+    const loop = rt.execute("n = 0\\nwhile True:\\n    n = add(n, 1) if n < 3 else n + 1");
+    await H.waitEvent(loop, (ev) => ev.type === "run_started");
+    await new Promise((r) => setTimeout(r, 200));
+    rt.interrupt();
+    loopInterrupted = await H.settle(loop.result);
+  }
+  const after = await H.run(rt, "add(x, y)");
+  const first = brief(rt);
   await rt.dispose();
-  return { from: boot.snapshotFrom ?? null, run: run.result };
+  // The page's next worker restores a snapshot (the shipped one, or the page's own).
+  const rt2 = await M.MontyRuntime.create({ functions: { add: (a, b) => a + b } });
+  const again = await H.run(rt2, "add(40, 2)");
+  const second = brief(rt2);
+  await rt2.dispose();
+  return { jspi, first, second, sync: sync.result, awaited: awaited.result, awaitInterrupted,
+           loopInterrupted, after: after.result, again: again.result };
 }"""
 
 
-def test_by_default_a_first_visit_does_not_restore_the_node_made_snapshot(
-        page: Any, server: Any) -> None:
-    """The shipped snapshot is made in Node (no JSPI); restored where JSPI exists it
-    would refuse sync-style host calls. Off by default, so they keep working."""
-    open_runtime_page(page, server)
-    out = evaluate(page, DEFAULT_JS, timeout_s=BOOT_S)
-    assert out["from"] != "shipped", out
-    assert out["run"]["error"] is None and out["run"]["value"] == 5, out["run"]
+@pytest.mark.webkit_paths
+def test_by_default_a_first_visit_takes_the_shipped_snapshot_where_it_fits(
+        fpage: Any, server: Any) -> None:
+    """The shipped snapshot is made in Deno with JSPI. An engine with JSPI restores it
+    and its sync-style host calls work (JSPI, not Atomics: no isolation needed); an
+    engine without JSPI never downloads it and boots cold, saying why. Either way
+    host calls, awaited host calls and interrupts work."""
+    mismatch = shipped_mismatch(fpage)
+    mark = len(server.requests())
+    out = evaluate(fpage, DEFAULT_JS, timeout_s=BOOT_S * 2)
+    first, second = out["first"], out["second"]
+    downloads = fetched(since(server, mark), "/dist/snapshot.bin")
+    if out["jspi"]:
+        assert mismatch is None
+        assert (first["mode"], first["snapshot"], first["snapshotFrom"]) == (
+            "snapshot", "restored", "shipped"), first
+        assert first["reason"] is None, first
+        assert "loadPyodide" not in first["phaseNames"], first
+        assert len(downloads) == 1, downloads
+    else:
+        # Detected, not guessed: the page has no JSPI and the entry says it was made with it.
+        assert mismatch is not None and "made with JSPI" in mismatch, mismatch
+        assert (first["mode"], first["snapshot"], first["snapshotFrom"]) == (
+            "cold", "made", None), first
+        assert "shipped snapshot not used: it was made with JSPI" in (first["reason"] or ""), first
+        assert "lacks it" in first["reason"], first
+        assert not downloads, "an engine without JSPI does not download the shipped snapshot"
+        assert (second["snapshot"], second["snapshotFrom"]) == ("restored", "page"), second
+    assert second["snapshot"] == "restored", second
+    assert out["sync"]["error"] is None and out["sync"]["value"] == 5, out["sync"]
+    assert out["awaited"]["error"] is None and out["awaited"]["value"] == 42, out["awaited"]
+    stopped = out["awaitInterrupted"]
+    assert stopped["ok"] and stopped["result"]["error"]["type"] == "KeyboardInterrupt", stopped
+    assert stopped["result"]["sessionLost"] is False, stopped
+    if shared_memory(fpage):
+        loop = out["loopInterrupted"]
+        assert loop["ok"] and loop["result"]["error"]["type"] == "KeyboardInterrupt", loop
+        assert loop["result"]["sessionLost"] is False, loop
+    assert out["after"]["error"] is None and out["after"]["value"] == 47, out["after"]
+    assert out["again"]["error"] is None and out["again"]["value"] == 42, out["again"]

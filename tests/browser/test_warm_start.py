@@ -1,4 +1,4 @@
-"""Warm start in the browser: memory snapshots (web/snapshot.js) and pre-warmed workers
+"""Warm start in the browser: memory snapshots (web/page/snapshot.js, web/worker/snapshot.js) and pre-warmed workers
 (web/pool.js), in both server modes.
 
 * the first worker of a page boots cold and makes the snapshot, the next ones restore

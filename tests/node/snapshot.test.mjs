@@ -13,6 +13,7 @@ import {
   SnapshotError,
   checkSnapshotObject,
   isPackedSnapshot,
+  jspiAvailable,
   lockPackages,
   packSnapshot,
   readPackedSnapshot,
@@ -20,7 +21,9 @@ import {
   snapshotUnsupported,
   unpackSnapshot,
 } from "../../web/shared/snapshot-format.js";
-import { SnapshotSource, shippedSnapshotEntry, snapshotKey } from "../../web/page/snapshot.js";
+import {
+  SnapshotSource, shippedSnapshotEntry, shippedSnapshotMismatch, snapshotKey,
+} from "../../web/page/snapshot.js";
 import { withBootAssets } from "../../web/worker/snapshot.js";
 
 const VERSION = SNAPSHOT_PYODIDE_VERSIONS[0];
@@ -221,7 +224,9 @@ async function sha256hex(blob) {
 async function shippedFixture() {
   const packed = packSnapshot(sample());
   const sha256 = await sha256hex(packed);
-  const entry = { file: "snapshot.bin", sha256, integrity: "sha256-x", bytes: packed.size };
+  // Made where JSPI is as it is here (Node: none), so it fits.
+  const entry = { file: "snapshot.bin", sha256, integrity: "sha256-x", bytes: packed.size, made_in: "deno",
+                  jspi: jspiAvailable() };
   return { packed, sha256, entry, info: { ...BUILD_INFO, snapshot: entry } };
 }
 
@@ -242,15 +247,31 @@ test("build-info's snapshot entry is checked before anything is fetched", () => 
   const good = { file: "snapshot.bin", sha256: "a".repeat(64), integrity: "sha256-x", bytes: 1 };
   assert.deepStrictEqual(shippedSnapshotEntry({ snapshot: good }), good);
   for (const bad of [{ ...good, file: "../x.bin" }, { ...good, file: "https://evil/x.bin" },
-    { ...good, sha256: "zz" }, { ...good, integrity: "md5-x" }, "snapshot.bin"]) {
+    { ...good, sha256: "zz" }, { ...good, integrity: "md5-x" }, { ...good, jspi: "yes" }, "snapshot.bin"]) {
     assert.throws(() => shippedSnapshotEntry({ snapshot: bad }), SnapshotError, JSON.stringify(bad));
   }
 });
 
+test("the shipped snapshot fits only where JSPI is as it was when it was made", () => {
+  const here = jspiAvailable();
+  assert.equal(here, "Suspending" in WebAssembly || "Suspender" in WebAssembly);
+  const good = { file: "snapshot.bin", sha256: "a".repeat(64), integrity: "sha256-x", bytes: 1, made_in: "deno" };
+  assert.equal(shippedSnapshotMismatch({ ...good, jspi: here }), null);
+  assert.match(shippedSnapshotMismatch({ ...good, jspi: !here }),
+    here ? /made without JSPI \(in deno\) and this engine has it/ : /made with JSPI \(in deno\) and this engine lacks it/);
+  assert.match(shippedSnapshotMismatch(good), /does not say whether it was made with JSPI/);
+});
+
+test("a worker refuses a snapshot made with JSPI other than its own", () => {
+  const here = jspiAvailable();
+  const meta = { ...sample().meta };
+  assert.equal(snapshotMismatch({ ...meta, jspi: here }, LOCK, VERSION), null);
+  assert.equal(snapshotMismatch(meta, LOCK, VERSION), null); // not recorded: made in this page before
+  assert.match(snapshotMismatch({ ...meta, jspi: !here }, LOCK, VERSION),
+    here ? /made without JSPI and this engine has it/ : /made with JSPI and this engine lacks it/);
+});
+
 test("a first visit uses the shipped snapshot; a missing one means the first worker makes it", async (t) => {
-  const { useShippedSnapshot } = await import("../../web/page/snapshot.js");
-  useShippedSnapshot(true); // opt-in: off by default (a Node-made snapshot has no JSPI)
-  t.after(() => useShippedSnapshot(false));
   const { packed, entry, info } = await shippedFixture();
   const fetched = [];
   t.mock.method(globalThis, "fetch", async (url) => {
@@ -278,6 +299,21 @@ test("a first visit uses the shipped snapshot; a missing one means the first wor
   assert.match(made.problem, /shipped snapshot not used: HTTP 404 for the shipped snapshot/);
 });
 
+test("a shipped snapshot made with other JSPI is not downloaded; the first worker makes one", async (t) => {
+  const { info } = await shippedFixture();
+  const other = { ...info, snapshot: { ...info.snapshot, jspi: !jspiAvailable() } };
+  const fetched = [];
+  t.mock.method(globalThis, "fetch", async (url) => {
+    fetched.push(String(url));
+    return Response.json(other);
+  });
+  const src = new SnapshotSource({ buildInfoURL: "http://x/dist/build-info.json", persist: false });
+  const plan = await src.acquire();
+  assert.equal(plan.make, true);
+  assert.match(plan.problem, /shipped snapshot not used: it was made with(out)? JSPI \(in deno\)/);
+  assert.deepStrictEqual(fetched, ["http://x/dist/build-info.json"]);
+});
+
 test("useShippedSnapshot(false): the first worker makes the snapshot, nothing is downloaded", async (t) => {
   const { info } = await shippedFixture();
   const fetched = [];
@@ -293,7 +329,7 @@ test("useShippedSnapshot(false): the first worker makes the snapshot, nothing is
     assert.equal(plan.make, true);
     assert.deepStrictEqual(fetched, ["http://x/dist/build-info.json"]);
   } finally {
-    useShippedSnapshot(false);
+    useShippedSnapshot(true); // the default
   }
   assert.throws(() => useShippedSnapshot("no"), TypeError);
 });

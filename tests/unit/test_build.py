@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from monty_dev import build as _build
-from monty_dev.build import BuildError, BuildResult, build, find_build_python
+from monty_dev.build import BuildError, BuildResult, build, find_build_python, find_deno
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DIST = PROJECT_ROOT / "web" / "dist"
@@ -166,7 +166,7 @@ def _copy_project(dest: Path) -> Path:
 def test_wheel_is_rebuilt_when_src_changes(built: BuildResult, tmp_path: Path) -> None:
     project = _copy_project(tmp_path)
     venv = PROJECT_ROOT / _build.BUILD_VENV  # reuse the tools (and the download cache)
-    # snapshot=False: the snapshot step has its own test below (it takes a Node boot).
+    # snapshot=False: the snapshot step has its own test below (it takes a Deno boot).
     first = build(project, log=lambda _line: None, build_venv=venv, snapshot=False)
     second = build(project, log=lambda _line: None, build_venv=venv, snapshot=False)
     assert dict((n, s) for n, s, _t in second.steps)["wheel"].startswith("cached")
@@ -197,12 +197,15 @@ def test_build_ships_a_snapshot_of_this_build_with_compressed_copies(built: Buil
     digest = hashlib.sha256(path.read_bytes())
     assert entry["sha256"] == digest.hexdigest() and entry["bytes"] == path.stat().st_size
     assert entry["integrity"] == "sha256-" + base64.b64encode(digest.digest()).decode()
-    # The container (web/page/snapshot.js): magic, then meta naming this build's packages.
+    # Made in Deno with JSPI on (Pyodide keeps that in the snapshot; the page checks it).
+    assert (entry["made_in"], entry["jspi"]) == ("deno", True)
+    # The container (web/shared/snapshot-format.js): magic, then meta naming this build's packages.
     data = path.read_bytes()
     assert data[:8] == b"MONTYSN1"
     meta_len = int.from_bytes(data[8:12], "little")
     meta = json.loads(data[32 : 32 + meta_len])
-    assert meta["pyodideVersion"] == "314.0.7" and meta["madeIn"] == "node"
+    assert meta["pyodideVersion"] == "314.0.7"
+    assert (meta["madeIn"], meta["jspi"]) == ("deno", True)
     assert meta["packages"]["monty-runtime"] == info["wheel_sha256"]
     assert "monty_runtime.worker" in meta["preload"]
     # Precompressed copies decode to the very bytes served uncompressed.
@@ -223,6 +226,18 @@ def test_build_ships_a_snapshot_of_this_build_with_compressed_copies(built: Buil
     if statuses["wheel"].startswith("cached"):  # others may be editing src/ meanwhile
         assert statuses["snapshot"].startswith("cached"), statuses
         assert statuses["compress"].startswith("cached"), statuses
+
+
+def test_missing_deno_is_a_clear_error_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONTY_DENO", str(tmp_path / "no-deno"))
+    with pytest.raises(BuildError) as info:
+        find_deno()
+    message = str(info.value)
+    for words in ("needs Deno", "scripts/dev setup", "monty-runtime[deno]", "MONTY_DENO",
+                  "snapshot=False"):
+        assert words in message, message
 
 
 def test_missing_pyodide_is_a_clear_error(tmp_path: Path) -> None:

@@ -4,13 +4,15 @@
 // worker's boot with them (pool.js).
 //
 // Where it comes from on a first visit: the build ships one (dist/snapshot.bin, made
-// at build time by scripts/make-snapshot.mjs; named with its sha256 in
-// build-info.json's "snapshot" entry). With no snapshot in Cache Storage, the page
-// fetches it as a Blob (it may be served compressed) and hands it to the first worker,
-// which reads it, checks its sha256 against build-info.json's and its meta against its
-// lock file like any snapshot, and restores it; any failure falls back to a cold boot
-// and the next worker makes the page's own snapshot (the boot report says why). The
-// page never reads the ~30 MB itself: that would cost its thread long tasks.
+// at build time by scripts/make-snapshot.mjs in Deno; named with its sha256 in
+// build-info.json's "snapshot" entry, which also says whether JSPI was on when it was
+// made). With no snapshot in Cache Storage, and JSPI here as in the shipped one (see
+// jspiAvailable), the page fetches it as a Blob (it may be served compressed) and
+// hands it to the first worker, which reads it, checks its sha256 against
+// build-info.json's and its meta against its lock file like any snapshot, and
+// restores it; any failure falls back to a cold boot and the next worker makes the
+// page's own snapshot (the boot report says why). The page never reads the ~30 MB
+// itself: that would cost its thread long tasks.
 //
 // Where it lives (page side, never in the worker: the worker runs untrusted code and
 // must not be able to write what later workers restore)
@@ -23,7 +25,7 @@
 
 import { httpFailure } from "../shared/hints.js";
 import {
-  SNAPSHOT_FORMAT, SnapshotError, checkSnapshotObject, hex, packSnapshot, snapshotUnsupported,
+  SNAPSHOT_FORMAT, SnapshotError, checkSnapshotObject, hex, jspiAvailable, packSnapshot, snapshotUnsupported,
 } from "../shared/snapshot-format.js";
 
 /** @typedef {import("../shared/snapshot-format.js").Snapshot} Snapshot */
@@ -136,18 +138,18 @@ export async function deleteCachedSnapshot(key = undefined) {
 
 // ------------------------------------------------------------------ page side: shipped
 
-// Off by default: the build makes the shipped snapshot in Node, which has no JSPI, and
-// Pyodide keeps that in the snapshot; restored in an engine with JSPI (Chromium,
-// Firefox) it refuses sync-style host calls ("WebAssembly stack switching not supported
-// in this JavaScript runtime"). Opt in where that does not matter (WebKit, which has no
-// JSPI; pages whose code only awaits host calls) until the build makes it in a browser.
-let shippedEnabled = false;
+// On by default where it fits: the build makes the shipped snapshot in Deno, with JSPI,
+// and build-info.json says so ("jspi": true); Pyodide keeps that in the snapshot (see
+// jspiAvailable). An engine with JSPI (Chromium, Firefox) restores it; one without
+// (WebKit) does not download it: its first worker boots cold and makes the page's own
+// snapshot, and rt.boot.reason says why. The worker checks again (snapshotMismatch).
+let shippedEnabled = true;
 
 /**
- * Whether a first visit uses the snapshot shipped with the build (default false: see
- * above; a snapshot made in Node turns JSPI off in the worker that restores it). With
- * false, the page's first worker boots cold and makes the snapshot itself (a page on a
- * metered connection may prefer that too: the shipped snapshot is a download of its own).
+ * Whether a first visit uses the snapshot shipped with the build (default true; it is
+ * used only where JSPI is as it was when it was made, see above). With false, the
+ * page's first worker boots cold and makes the snapshot itself (a page on a metered
+ * connection may prefer that: the shipped snapshot is a download of its own).
  * Takes effect for snapshot lookups that have not started yet.
  * @param {boolean} enabled
  */
@@ -158,16 +160,31 @@ export function useShippedSnapshot(enabled) {
 
 const SHIPPED_NAME = /^[A-Za-z0-9._-]+\.bin$/;
 
-/** The `snapshot` entry of build-info.json, checked: {file, sha256, integrity, bytes}. */
+/** The `snapshot` entry of build-info.json, checked: {file, sha256, integrity, bytes,
+ * made_in, jspi}. */
 export function shippedSnapshotEntry(buildInfo) {
   const entry = buildInfo?.snapshot;
   if (entry == null) return null;
   if (typeof entry !== "object" || typeof entry.file !== "string" || !SHIPPED_NAME.test(entry.file) ||
       typeof entry.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(entry.sha256) ||
-      typeof entry.integrity !== "string" || !entry.integrity.startsWith("sha256-")) {
+      typeof entry.integrity !== "string" || !entry.integrity.startsWith("sha256-") ||
+      (entry.jspi !== undefined && typeof entry.jspi !== "boolean")) {
     throw new SnapshotError("build-info.json has a malformed \"snapshot\" entry");
   }
   return entry;
+}
+
+/** Why the shipped snapshot `entry` does not fit this engine, or null when it does: it
+ * must say whether JSPI was on when it was made, and JSPI must be the same here. */
+export function shippedSnapshotMismatch(entry) {
+  const here = jspiAvailable();
+  if (typeof entry.jspi !== "boolean") {
+    return `build-info.json does not say whether it was made with JSPI (made in ${entry.made_in ?? "?"}: ` +
+      "rebuild web/dist)";
+  }
+  if (entry.jspi === here) return null;
+  return `it was made ${entry.jspi ? "with" : "without"} JSPI (in ${entry.made_in ?? "?"}) and this engine ` +
+    `${here ? "has" : "lacks"} it`;
 }
 
 /**
@@ -345,6 +362,8 @@ export class SnapshotSource {
     if (shippedEnabled) {
       try {
         const entry = shippedSnapshotEntry(info);
+        const mismatch = entry === null ? null : shippedSnapshotMismatch(entry);
+        if (mismatch !== null) throw new SnapshotError(mismatch);
         if (entry !== null && typeof globalThis.crypto?.subtle?.digest !== "function") {
           // The worker checks its sha256 with WebCrypto, which only secure contexts have.
           throw new SnapshotError("the shipped snapshot needs a secure context (HTTPS or localhost) " +

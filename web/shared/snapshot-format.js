@@ -191,6 +191,20 @@ export function snapshotUnsupported(pyodideVersion) {
   return null;
 }
 
+/**
+ * Whether Pyodide finds JSPI (WebAssembly stack switching) in this context, by Pyodide's
+ * own test. Pyodide keeps the answer it got at boot in its memory, so a snapshot works
+ * only where the answer is the same: made without JSPI and restored where JSPI exists,
+ * its sync-style host calls fail ("WebAssembly stack switching not supported in this
+ * JavaScript runtime"); made with JSPI and restored without, the interpreter would
+ * expect stack switching the engine cannot do. So every snapshot records it
+ * (meta.jspi) and is restored only where it is the same.
+ */
+export function jspiAvailable() {
+  const wasm = /** @type {any} */ (globalThis.WebAssembly);
+  return typeof wasm === "object" && wasm !== null && ("Suspending" in wasm || "Suspender" in wasm);
+}
+
 /** sha256 of each snapshot package, from the lock file (what the worker would load). */
 export function lockPackages(lock) {
   const out = {};
@@ -209,6 +223,11 @@ export function snapshotMismatch(meta, lock, pyodideVersion) {
   const now = lockPackages(lock);
   for (const [name, sha] of Object.entries(now)) {
     if (meta.packages[name] !== sha) return `package ${name} changed since the snapshot was made`;
+  }
+  const jspi = jspiAvailable();
+  if (typeof meta.jspi === "boolean" && meta.jspi !== jspi) {
+    return `the snapshot was made ${meta.jspi ? "with" : "without"} JSPI and this engine ` +
+      `${jspi ? "has" : "lacks"} it`;
   }
   return null;
 }

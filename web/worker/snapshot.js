@@ -2,7 +2,7 @@
 // for what a snapshot holds and how it is checked). The worker never stores one: the
 // page keeps them (page/snapshot.js), since the worker runs untrusted code.
 
-import { SNAPSHOT_FORMAT, SNAPSHOT_PRELOAD, SnapshotError, lockPackages } from "../shared/snapshot-format.js";
+import { SNAPSHOT_FORMAT, SNAPSHOT_PRELOAD, SnapshotError, jspiAvailable, lockPackages } from "../shared/snapshot-format.js";
 
 function mtimeMs(stat) {
   const m = stat.mtime;
@@ -62,6 +62,8 @@ export function makeSnapshot(pyodide, lock) {
     sitePackages,
     files: files.map(([path, b, mtime, mode]) => [path, b.length, mtime, mode]),
     preload: [...SNAPSHOT_PRELOAD],
+    // What Pyodide found at boot (kept in its memory): see jspiAvailable().
+    jspi: typeof pyodide._module?.jspiSupported === "boolean" ? pyodide._module.jspiSupported : jspiAvailable(),
     created: Date.now(),
   };
   return { meta, files: data, pyodide: bytes };
