@@ -43,6 +43,7 @@ DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 
 BRIEF_JS = """async () => {
   window.S = await import("../page/snapshot.js");
+  window.SF = await import("../shared/snapshot-format.js");
   window.brief = (rt) => ({ ...rt.boot, phaseNames: rt.boot.phases.map((p) => p.name) });
   return true;
 }"""
@@ -263,7 +264,7 @@ def test_a_bad_shipped_snapshot_falls_back_to_a_cold_boot_with_a_reason(
 
 
 DEFAULT_JS = """async () => {
-  const jspi = S.jspiAvailable();
+  const jspi = SF.jspiAvailable();
   const later = async (x) => { await new Promise((r) => setTimeout(r, 20)); return x * 2; };
   const rt = await M.MontyRuntime.create({ functions: { add: (a, b) => a + b, later } });
   const sync = await H.run(rt, "x = add(2, 3)\\nx");
