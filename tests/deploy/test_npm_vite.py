@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 import urllib.request
@@ -62,6 +63,20 @@ def app(packages: Packages, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Stop ``proc`` and its children: npx runs vite as a child of its own, which a
+    plain terminate() of npx would leave running."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 def _wait(url: str, proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 60
     while True:
@@ -70,7 +85,7 @@ def _wait(url: str, proc: subprocess.Popen[str]) -> None:
             return
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
+                _stop(proc)
                 out = proc.stdout.read() if proc.stdout else ""
                 raise AssertionError(f"the server did not start:\n{out}") from None
             time.sleep(0.3)
@@ -81,14 +96,13 @@ def vite_dev(app: Path) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(["npx", "vite", "--host", "127.0.0.1", "--port", str(port), "--strictPort"],
                             cwd=app, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:
         _wait(url, proc)
         yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        _stop(proc)
 
 
 def test_vite_dev_server_runs_the_contract(vite_dev: str, chromium: Browser) -> None:
