@@ -37,12 +37,10 @@ export class Dispatcher {
     this._queue.length = 0;
   }
 
+  /** One message from the worker (see the module doc): counted as a sign of life,
+   * charged to the budget and size-checked before it is parsed. */
   receive(data) {
     const host = this.host;
-    // JSON text: one message, or an array of messages (a batch), within a size limit
-    // and the budget of the executions in flight, both checked before it is parsed;
-    // a large one is parsed off the main thread first (control.js Gate). Messages are
-    // handled in order. Any violation cuts the worker off at once (never item by item).
     host.supervisor.heard();
     if (host.state === "dead") return;
     const chars = typeof data === "string" ? data.length : 0;

@@ -89,16 +89,7 @@ export class WorkerHost {
       this._bootFailed(new BootError(`cannot start the worker: ${err?.message ?? err}`, "worker", { cause: err }));
       return this._boot;
     }
-    this.worker = worker;
-    worker.onmessage = (event) => this._onMessage(event.data);
-    worker.onerror = (event) => {
-      event.preventDefault?.();
-      const where = event.filename ? ` (${event.filename}:${event.lineno})` : "";
-      if (event.message) this._died(`the worker reported an uncaught error: ${event.message}${where}`);
-      else diagnoseWorkerScript(opts.workerURL).then((why) => this._died(`the worker failed: ${why}`));
-    };
-    worker.onmessageerror = () => this._died("a worker message could not be deserialized");
-    this.hostCalls.allocate(opts);
+    this._attach(worker);
     // The worker has no network (connect-src 'none'): during its boot the page fetches
     // what it asks for (Pyodide, the lock file, the wheels) through this channel, which
     // closes before any code runs (boot-fetch.js).
@@ -144,6 +135,22 @@ export class WorkerHost {
     return this._boot;
   }
 
+  /** Make `worker` this host's (started here or taken from the pool): its messages go
+   * to the dispatcher, its death to `_died`; the shared buffer for sync-style calls. */
+  _attach(worker) {
+    const opts = this.runtime._options;
+    this.worker = worker;
+    worker.onmessage = (event) => this._onMessage(event.data);
+    worker.onerror = (event) => {
+      event.preventDefault?.();
+      const where = event.filename ? ` (${event.filename}:${event.lineno})` : "";
+      if (event.message) this._died(`the worker reported an uncaught error: ${event.message}${where}`);
+      else diagnoseWorkerScript(opts.workerURL).then((why) => this._died(`the worker failed: ${why}`));
+    };
+    worker.onmessageerror = () => this._died("a worker message could not be deserialized");
+    this.hostCalls.allocate(opts);
+  }
+
   get ready() {
     return this._boot;
   }
@@ -178,16 +185,7 @@ export class WorkerHost {
       this._waitedMs = performance.now() - this._startedAt;
       this._plan = pooled.plan;
       const worker = pooled.detach();
-      this.worker = worker;
-      worker.onmessage = (event) => this._onMessage(event.data);
-      worker.onerror = (event) => {
-        event.preventDefault?.();
-        const where = event.filename ? ` (${event.filename}:${event.lineno})` : "";
-        if (event.message) this._died(`the worker reported an uncaught error: ${event.message}${where}`);
-        else diagnoseWorkerScript(opts.workerURL).then((why) => this._died(`the worker failed: ${why}`));
-      };
-      worker.onmessageerror = () => this._died("a worker message could not be deserialized");
-      this.hostCalls.allocate(opts);
+      this._attach(worker);
       this._configureAt = performance.now();
       worker.postMessage({
         type: "configure",
