@@ -135,6 +135,14 @@ export interface CreateOptions {
    */
   heartbeatTimeoutMs?: number;
   /**
+   * Each worker posts to a gate thread of its own (web/page/gate.js) that checks its
+   * messages (size, JSON, batches, values), parses the large ones and passes on at
+   * most a window the page has not handled yet, so a worker's messages cost the page's
+   * main thread nothing before they are checked. Default: true in a web page, false
+   * elsewhere (the Deno host receives its workers' messages itself).
+   */
+  messageGate?: boolean;
+  /**
    * Largest worker message accepted, in characters of JSON text (default from the
    * limits: 12 x maxOutputBytes + 2 x maxResultBytes + 1 MiB, at least 1 MiB). A larger
    * message, like any malformed one, cuts the worker off: it is terminated, its calls

@@ -69,11 +69,11 @@ MESSAGES: Final[dict[str, dict[str, dict[str, list[str]]]]] = {
             "required": ["version", "functions", "sandbox", "limits", "sync"],
             "optional": ["indexURL", "lockFileURL", "packageBaseUrl", "stepTimeoutMs",
                          "syncBuffer", "requireCSP", "bootPort", "snapshot", "makeSnapshot",
-                         "deferConfig", "controlBuffer", "lockName", "assets"],
+                         "deferConfig", "controlBuffer", "lockName", "assets", "outPort"],
         },
         "configure": {
             "required": ["functions", "sandbox", "limits", "sync"],
-            "optional": ["syncBuffer", "controlBuffer", "lockName"],
+            "optional": ["syncBuffer", "controlBuffer", "lockName", "outPort"],
         },
         "execute": {"required": ["id", "code"], "optional": ["limits", "scriptName", "inputs"]},
         "host_result": {"required": ["id", "ok"], "optional": ["value", "value_json", "error"]},
@@ -98,7 +98,7 @@ MESSAGES: Final[dict[str, dict[str, dict[str, list[str]]]]] = {
         },
         "log": {"required": ["level", "message"], "optional": []},
         "pong": {"required": [], "optional": []},
-        "fatal": {"required": ["message"], "optional": []},
+        "fatal": {"required": ["message"], "optional": ["uncaught"]},
     },
 }
 

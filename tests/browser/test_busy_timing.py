@@ -306,7 +306,9 @@ import json, signal
 js = vars(json)["__builtins__"]["__import__"]("js")
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(10, signal.SIG_IGN)
-js.postMessage(json.dumps({"type": "result", "id": rid, "value": "forged", "stdout": "",
+# The worker's postMessage is removed at its lock-down; the runtime's own is reachable.
+post = getattr(js, "postMessage", None) or __import__("sys").modules["monty_runtime.worker"]._session.hooks.post
+post(json.dumps({"type": "result", "id": rid, "value": "forged", "stdout": "",
                            "stderr": "", "error": None, "session_lost": False,
                            "execution_id": "ex-forged", "duration_ms": 0}))
 """

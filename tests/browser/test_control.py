@@ -362,7 +362,8 @@ def test_worker_error_event_rejects_pending(rpage: Any) -> None:
 
 HOSTILE_PRELUDE = GET_JS + r"""
 import json
-post = js.postMessage
+# The worker's postMessage is removed at its lock-down; the runtime's own is reachable.
+post = getattr(js, "postMessage", None) or sys.modules["monty_runtime.worker"]._session.hooks.post
 rid = REQUEST_ID
 """
 

@@ -2,10 +2,20 @@
  * Message dispatch for one worker (WorkerHost#dispatcher): every message a worker
  * posts enters here, and nothing from a worker is trusted.
  *
+ * In a browser the worker posts to its gate (gate.js, a thread of its own, opened by
+ * `openGate`), not to the page: the gate checks each message's size, parses the large
+ * ones, refuses a malformed batch or one with too many values, and passes on at most a
+ * window of characters the page has not acknowledged. So what a worker posts costs the
+ * page's main thread nothing until it passed the gate, and a worker posting past its
+ * limits is cut off having cost the page at most its budget and one window. The
+ * worker's own `postMessage` is removed at its lock-down; a message that reaches the
+ * page by the worker's `onmessage` anyway cuts it off unread. Without a gate (the Deno
+ * host, `messageGate: false`) the page receives the worker's messages itself and parses
+ * a large one off its thread first (control.js Gate).
+ *
  * A message is JSON text (one message, or an array of them: a batch) within a size
- * limit and the budget of the executions in flight, both checked before it is parsed;
- * a large one is parsed off the page's main thread first (control.js Gate). Messages
- * are handled in order. Each is checked (control.js checkWorkerMessage: known type,
+ * limit and the budget of the executions in flight, both checked before it is parsed.
+ * Messages are handled in order. Each is checked (control.js checkWorkerMessage: known type,
  * field types, ids the page issued) and then routed: events and results to their
  * ExecutionHandle, host calls to HostCalls (host-calls.js), boot messages to the
  * WorkerHost's lifecycle. Any violation cuts the worker off at once
@@ -21,12 +31,19 @@ import {
 } from "./control.js";
 import { offerSnapshot } from "./pool.js";
 
+/** Characters the gate may have on their way to the page unacknowledged (gate.js). */
+export const GATE_WINDOW_CHARS = 4 * 1024 * 1024;
+/** The page acknowledges what it handled once this much has gathered. */
+const ACK_CHARS = 256 * 1024;
+
 export class Dispatcher {
   /** @param {import("./worker-host.js").WorkerHost} host */
   constructor(host) {
     this.host = host;
     this._queue = []; // messages waiting behind a large one being parsed by the gate
     this._gate = null; // control.js Gate, started at the first large message
+    this._front = null; // the gate worker in front of the worker (openGate)
+    this._unacked = 0; // characters handled and not yet acknowledged to the gate
     this._messageChars = 0; // what the message being dispatched cost the budget
     this._refunded = false; // the message being dispatched paid for a host call already
   }
@@ -34,15 +51,103 @@ export class Dispatcher {
   /** Drop what is queued and stop the gate (the worker is gone). */
   close() {
     this._gate?.close();
+    this._front?.terminate();
+    this._front = null;
     this._queue.length = 0;
+  }
+
+  /**
+   * Start the gate in front of the worker (see the module doc). Returns the port to
+   * give the worker (`outPort` of init or configure), or null when no gate could be
+   * started (the caller fails the boot: a worker is never heard ungated by mistake).
+   * @returns {MessagePort | null}
+   */
+  openGate() {
+    const host = this.host;
+    let gate;
+    try {
+      gate = new Worker(new URL("./gate.js", import.meta.url), { type: "module", name: `${host.label}-gate` });
+    } catch {
+      return null;
+    }
+    const channel = new MessageChannel();
+    gate.onmessage = (event) => {
+      if (this._front === gate && host.state !== "dead") this._fromGate(event.data);
+    };
+    gate.onerror = (event) => {
+      event.preventDefault?.();
+      host._died("the message gate failed");
+    };
+    gate.postMessage({
+      type: "attach",
+      port: channel.port1,
+      maxMessageChars: host.maxMessageChars,
+      maxNodes: this._maxNodes(),
+      window: GATE_WINDOW_CHARS,
+    }, [channel.port1]);
+    this._front = gate;
+    this._unacked = 0;
+    return channel.port2;
+  }
+
+  /** True when the worker's messages come through the gate. */
+  get gated() {
+    return this._front !== null;
+  }
+
+  /** What the gate passes on (gate.js): a message, a refusal, or a question. */
+  _fromGate(envelope) {
+    const host = this.host;
+    host.supervisor.heard();
+    if (envelope.problem !== undefined) {
+      host._protocol(String(envelope.problem));
+      return;
+    }
+    if (envelope.ask !== undefined) {
+      // A message over the limits the gate knew of: allowed if the executions in
+      // flight allow it now (their limits may be larger than the runtime's).
+      const maxNodes = this._maxNodes();
+      if (envelope.chars > host.maxMessageChars) {
+        host._protocol(`a worker message of ${envelope.chars} characters is over the limit of ${host.maxMessageChars}`);
+        return;
+      }
+      if (envelope.nodes !== undefined && envelope.nodes > maxNodes) {
+        host._protocol(`a worker message of ${envelope.chars} characters holds more than ${maxNodes} values`);
+        return;
+      }
+      this._front.postMessage({ type: "limits", ask: envelope.ask, maxMessageChars: host.maxMessageChars, maxNodes });
+      return;
+    }
+    const chars = envelope.text !== undefined ? envelope.text.length : (envelope.chars ?? 0);
+    if (host.state === "ready") {
+      const over = host.supervisor.charge(chars);
+      if (over !== null) {
+        host._protocol(over);
+        return;
+      }
+    }
+    if (envelope.text !== undefined) this._take(envelope.text, null);
+    else if (envelope.raw !== undefined) this._take(envelope.raw, null);
+    else this._take(null, { message: envelope.message, nodes: envelope.nodes, chars });
+    this._unacked += envelope.cost ?? chars;
+    if (this._unacked >= ACK_CHARS && this._front !== null) {
+      this._front.postMessage({ type: "ack", chars: this._unacked });
+      this._unacked = 0;
+    }
   }
 
   /** One message from the worker (see the module doc): counted as a sign of life,
    * charged to the budget and size-checked before it is parsed. */
   receive(data) {
     const host = this.host;
-    host.supervisor.heard();
     if (host.state === "dead") return;
+    if (this._front !== null) {
+      // Around the gate: the worker's own postMessage was removed at its lock-down, so
+      // this is executed code that found another way. Cut off, the data unread.
+      host._protocol("a message that did not pass the gate");
+      return;
+    }
+    host.supervisor.heard();
     const chars = typeof data === "string" ? data.length : 0;
     if (host.state === "ready") {
       const over = host.supervisor.charge(chars);
@@ -120,7 +225,7 @@ export class Dispatcher {
       host._protocol(`a batch of ${msg.length} messages (at most ${MAX_BATCH})`);
       return;
     }
-    this._messageChars = (typeof data === "string" ? data.length : 0) + NODE_CHARS * nodes;
+    this._messageChars = (typeof data === "string" ? data.length : (gated?.chars ?? 0)) + NODE_CHARS * nodes;
     this._refunded = false;
     const items = Array.isArray(msg) ? msg : [msg];
     for (const item of items) {
@@ -229,7 +334,9 @@ export class Dispatcher {
       case "pong":
         return; // a sign of life (counted in _onMessage)
       case "fatal":
-        host._died(`Pyodide failed fatally in the worker: ${msg.message.slice(0, 500)}`);
+        host._died(msg.uncaught === true
+          ? `the worker reported an uncaught error: ${msg.message.slice(0, 500)}`
+          : `Pyodide failed fatally in the worker: ${msg.message.slice(0, 500)}`);
         return;
       default:
         host._protocol(`unexpected ${msg.type} message`);

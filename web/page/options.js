@@ -94,7 +94,8 @@ export function normalizeFailureOptions(options, limits) {
   if (maxMessageBytes != null && !(typeof maxMessageBytes === "number" && maxMessageBytes > 0)) {
     throw new TypeError("maxMessageBytes must be a positive number");
   }
-  const { ackTimeoutMs } = options;
+  const { ackTimeoutMs, messageGate } = options;
+  if (messageGate != null && typeof messageGate !== "boolean") throw new TypeError("messageGate must be a boolean");
   if (ackTimeoutMs != null && !(typeof ackTimeoutMs === "number" && ackTimeoutMs >= 0)) {
     throw new TypeError("ackTimeoutMs must be a non-negative number");
   }
@@ -104,6 +105,9 @@ export function normalizeFailureOptions(options, limits) {
     lockWatch: lockWatch ?? true,
     maxMessageBytes: maxMessageBytes ?? messageLimitFor(limits),
     maxMessageFixed: maxMessageBytes != null,
+    // On in a web page; a host without a page to protect (the Deno host) receives its
+    // workers' messages itself.
+    messageGate: messageGate ?? typeof document !== "undefined",
   };
 }
 
@@ -222,6 +226,9 @@ export function normalizeFunctions(functions) {
  *   lock watch, else 5000 when cross-origin isolated, else 0)
  * @property {number} [maxMessageBytes] largest worker message accepted (characters of
  *   JSON text; default from the limits, at least 1 MiB); a larger one cuts the worker off
+ * @property {boolean} [messageGate] each worker posts to a gate thread of its own
+ *   (web/page/gate.js), which checks and parses its messages before the page's main
+ *   thread sees them (default: true in a web page, false elsewhere, e.g. the Deno host)
  * @property {number} [ackTimeoutMs] an idle worker that has not started an execution
  *   this many ms after it was sent is replaced, and the execution runs on a fresh
  *   worker (`sessionLost`); default 2000, 0: off

@@ -90,6 +90,8 @@ export class WorkerHost {
       return this._boot;
     }
     this._attach(worker);
+    const gate = this._gateFields();
+    if (gate === null) return this._boot;
     // The worker has no network (connect-src 'none'): during its boot the page fetches
     // what it asks for (Pyodide, the lock file, the wheels) through this channel, which
     // closes before any code runs (boot-fetch.js).
@@ -119,6 +121,7 @@ export class WorkerHost {
       requireCSP: opts.requireCSP,
       bootPort: channel.port2,
       ...this._controlFields(),
+      ...gate,
     };
     // Restore the page's snapshot, or boot cold and make it (snapshot.js, pool.js).
     bootPlan(opts).then((plan) => {
@@ -127,7 +130,8 @@ export class WorkerHost {
         settlePlan(plan, null, "the worker was stopped before it booted");
         return;
       }
-      worker.postMessage({ ...init, ...planFields(plan) }, [channel.port2]);
+      worker.postMessage({ ...init, ...planFields(plan) },
+        gate.outPort ? [channel.port2, gate.outPort] : [channel.port2]);
     });
     this._bootTimer = setTimeout(() => {
       this._bootFailed(new BootError(`the worker did not boot within ${opts.bootTimeoutMs} ms`, "timeout"));
@@ -135,16 +139,32 @@ export class WorkerHost {
     return this._boot;
   }
 
+  /** The `outPort` field of init / configure: the worker's end of its gate (dispatch.js
+   * openGate), `{}` without a gate, null when the gate could not start (boot failed). */
+  _gateFields() {
+    if (!this.runtime._options.messageGate) return {};
+    const outPort = this.dispatcher.openGate();
+    if (outPort !== null) return { outPort };
+    this._bootFailed(new BootError("cannot start the message gate (web/page/gate.js): a worker's " +
+      "messages reach the page only through it; check that the page may start module workers " +
+      "from its own origin (worker-src)", "worker"));
+    return null;
+  }
+
   /** Make `worker` this host's (started here or taken from the pool): its messages go
    * to the dispatcher, its death to `_died`; the shared buffer for sync-style calls. */
   _attach(worker) {
     const opts = this.runtime._options;
     this.worker = worker;
-    worker.onmessage = (event) => this._onMessage(event.data);
+    // With a gate, the data of a message that reaches the page around it is not read.
+    worker.onmessage = (event) => {
+      if (this.dispatcher.gated) this.dispatcher.receive(null);
+      else this._onMessage(event.data);
+    };
     worker.onerror = (event) => {
       event.preventDefault?.();
-      const where = event.filename ? ` (${event.filename}:${event.lineno})` : "";
-      if (event.message) this._died(`the worker reported an uncaught error: ${event.message}${where}`);
+      const where = event.filename ? ` (${String(event.filename).slice(0, 200)}:${event.lineno})` : "";
+      if (event.message) this._died(`the worker reported an uncaught error: ${String(event.message).slice(0, 500)}${where}`);
       else diagnoseWorkerScript(opts.workerURL).then((why) => this._died(`the worker failed: ${why}`));
     };
     worker.onmessageerror = () => this._died("a worker message could not be deserialized");
@@ -186,6 +206,8 @@ export class WorkerHost {
       this._plan = pooled.plan;
       const worker = pooled.detach();
       this._attach(worker);
+      const gate = this._gateFields();
+      if (gate === null) return;
       this._configureAt = performance.now();
       worker.postMessage({
         type: "configure",
@@ -195,7 +217,8 @@ export class WorkerHost {
         sync: opts.sync,
         syncBuffer: this.hostCalls.syncBuffer,
         ...this._controlFields(),
-      });
+        ...gate,
+      }, gate.outPort ? [gate.outPort] : []);
     }, (err) => {
       this._bootFailed(new BootError(`boot step "${err?.step ?? "unknown"}" failed: ${err?.message ?? err}`,
         String(err?.step ?? "unknown")));

@@ -29,11 +29,11 @@ export const MESSAGES = deepFreeze(
         "required": ["version", "functions", "sandbox", "limits", "sync"],
         "optional": ["indexURL", "lockFileURL", "packageBaseUrl", "stepTimeoutMs", "syncBuffer",
                      "requireCSP", "bootPort", "snapshot", "makeSnapshot", "deferConfig",
-                     "controlBuffer", "lockName", "assets"]
+                     "controlBuffer", "lockName", "assets", "outPort"]
       },
       "configure": {
         "required": ["functions", "sandbox", "limits", "sync"],
-        "optional": ["syncBuffer", "controlBuffer", "lockName"]
+        "optional": ["syncBuffer", "controlBuffer", "lockName", "outPort"]
       },
       "execute": { "required": ["id", "code"], "optional": ["limits", "scriptName", "inputs"] },
       "host_result": { "required": ["id", "ok"], "optional": ["value", "value_json", "error"] },
@@ -58,7 +58,7 @@ export const MESSAGES = deepFreeze(
       },
       "log": { "required": ["level", "message"], "optional": [] },
       "pong": { "required": [], "optional": [] },
-      "fatal": { "required": ["message"], "optional": [] }
+      "fatal": { "required": ["message"], "optional": ["uncaught"] }
     }
   }
   /* END MESSAGES */

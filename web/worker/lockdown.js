@@ -4,7 +4,7 @@
 // up its chain (DedicatedWorkerGlobalScope.prototype, WorkerGlobalScope.prototype,
 // EventTarget.prototype) and `navigator` (WorkerNavigator.prototype and up) keep only
 // what is listed below -- the JavaScript language itself and what Pyodide and worker.js
-// use (timers, postMessage, WebAssembly, Atomics, TextEncoder, crypto...) -- and lose
+// use (timers, WebAssembly, Atomics, TextEncoder, crypto...) -- and lose
 // everything else. An API nobody listed (the legacy FileSystem API
 // `webkitRequestFileSystem`, an engine-specific extra, an API a browser adds next year)
 // is gone by default. Names the runtime itself put on the global object during the boot
@@ -39,8 +39,10 @@ const LANGUAGE = [
 
 /** What Pyodide and worker.js use from the web platform after the boot. */
 const PLATFORM = [
-  // the worker itself: messages to the page, closing, events
-  "self", "postMessage", "close", "name", "addEventListener", "removeEventListener",
+  // the worker itself: closing, events. Not postMessage: worker.js captured it at load
+  // and speaks to the page through its gate's port (page/gate.js), so executed code
+  // has no way to post to the page around the gate.
+  "self", "close", "name", "addEventListener", "removeEventListener",
   "dispatchEvent", "EventTarget", "Event", "MessageEvent", "ErrorEvent", "DOMException",
   "MessagePort", // (Pyodide made its MessageChannel at load; code cannot make another)
   // scheduling (timers are guarded by worker.js) and time

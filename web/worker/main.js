@@ -68,7 +68,30 @@ const codeTimers = new Map(); // timer id -> clear function, for timers Python c
 // Messages to the page are JSON text: one message, or a JSON array of messages that
 // belong together (Python sends a run's last event and its result as one batch). Each
 // is posted at once, so output streams even while Python is busy in a long loop.
-const post = (message) => self.postMessage(JSON.stringify(message));
+// In a browser they go to the page's gate for this worker (page/gate.js) through the
+// port that came with `init` or `configure`. The worker's own postMessage (for a page
+// without a gate: the Deno host, whose server/worker.js wraps it) is taken just before
+// the lock-down, which removes it from the global scope.
+/** @type {((message: any, transfer?: any) => void) | null} */
+let nativePost = null;
+/** @type {MessagePort | null} */
+let out = null;
+
+/** Post `data` (JSON text, or the snapshot object with its transfer) to the page. */
+function send(data, transfer = undefined) {
+  /** @type {any} */
+  const target = out ?? { postMessage: nativePost ?? self.postMessage.bind(self) };
+  if (transfer === undefined) target.postMessage(data);
+  else target.postMessage(data, transfer);
+}
+
+const post = (message) => send(JSON.stringify(message));
+
+/** From now on, talk to the page through `port` (the `outPort` of init or configure). */
+function useOutPort(msg) {
+  const port = msg?.outPort;
+  if (port instanceof MessagePort) out = port;
+}
 
 function idOf(message) {
   const id = message && typeof message === "object" ? message.id : undefined;
@@ -126,6 +149,9 @@ function checkConfigure(msg, what) {
   if (msg.controlBuffer != null && !(msg.controlBuffer instanceof SharedArrayBuffer &&
       msg.controlBuffer.byteLength >= CONTROL.BYTES)) {
     throw new TypeError(`${what}.controlBuffer must be a SharedArrayBuffer of ${CONTROL.BYTES} bytes`);
+  }
+  if (msg.outPort != null && !(msg.outPort instanceof MessagePort)) {
+    throw new TypeError(`${what}.outPort must be a MessagePort`);
   }
   if (msg.lockName != null && typeof msg.lockName !== "string") {
     throw new TypeError(`${what}.lockName must be a string`);
@@ -196,9 +222,7 @@ function settleSnapshot(init, snap) {
   };
   if (snap.made) {
     const made = snap.made;
-    // (a worker's postMessage(message, transfer): `self` is typed as a page's here)
-    /** @type {any} */ (self).postMessage({ type: "snapshot", ok: true, snapshot: made },
-      [made.files.buffer, made.pyodide.buffer]);
+    send({ type: "snapshot", ok: true, snapshot: made }, [made.files.buffer, made.pyodide.buffer]);
     snap.made = null;
   } else if (init.makeSnapshot === true) {
     post({ type: "snapshot", ok: false, reason: snap.reason ?? "no snapshot was made" });
@@ -247,7 +271,7 @@ function waitSync() {
 }
 
 const hooks = {
-  post: (text) => self.postMessage(text),
+  post: (text) => send(text),
   promise: (id) => new Promise((resolve) => hostCalls.set(id, resolve)),
   settle: (id, text) => {
     const resolve = hostCalls.get(id);
@@ -412,6 +436,7 @@ async function configure(init) {
   bootFetch?.close();
   guardTimers(pyodide);
   const lock = await holdLock(init.lockName);
+  nativePost ??= self.postMessage.bind(self);
   const locked = lockDownGlobals(self, {
     kept: Object.getOwnPropertyNames(globalThis).filter((name) => !PLATFORM_NAMES.has(name)),
   });
@@ -567,6 +592,7 @@ function onPageMessage(event) {
     dispatch(msg);
   } else if (state === "init") {
     if (msg && typeof msg === "object" && msg.type === "init") {
+      useOutPort(msg);
       state = "booting";
       start(msg);
     } else {
@@ -575,6 +601,7 @@ function onPageMessage(event) {
   } else if (state === "booting" || state === "configuring") {
     early.push(msg);
   } else if (state === "booted" && msg && typeof msg === "object" && msg.type === "configure") {
+    useOutPort(msg);
     state = "configuring";
     const init = { ...booted.init, ...msg };
     try {
@@ -594,6 +621,23 @@ function onPageMessage(event) {
 }
 
 self.addEventListener("message", onPageMessage);
+// An uncaught error (a Python exception thrown into a JS timer...) ends this worker, as
+// one that reached the page would: reported through the gate, its text bounded, and
+// kept from the page's own error event, whose text the page would have to take in
+// whole (executed code can throw one of any size).
+self.addEventListener("error", (event) => {
+  event.preventDefault();
+  event.stopImmediatePropagation();
+  let text;
+  try {
+    text = String(event.message ?? event.error ?? "unknown error").slice(0, 2000);
+  } catch {
+    text = "unknown error";
+  }
+  if (fatal) return;
+  fatal = true;
+  post({ type: "fatal", message: text, uncaught: true });
+});
 self.addEventListener("messageerror", (event) => {
   event.stopImmediatePropagation();
   log("error", "a page message could not be deserialized");
