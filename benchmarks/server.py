@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--skip-no-snapshot", action="store_true",
                         help="skip the cold boot without a snapshot (slowest figure)")
     args = parser.parse_args()
+    load = os.getloadavg()[0]  # at the start: the figures below depend on it
 
     cold("deno", "1")  # makes (or finds) the stored snapshot
     with_snap = [cold("deno", "1") for _ in range(args.cold_runs)]
@@ -172,8 +173,8 @@ def main() -> None:
     pooled_native = next_runtime("native")
     warm = asyncio.run(warm_figures(args))
 
-    print(f"Deno backend (this machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}); "
-          f"medians; native measured in the same run")
+    print(f"Deno backend (this machine: {os.cpu_count()} cores, load average {load:.1f} at the "
+          f"start, {os.getloadavg()[0]:.1f} at the end); medians; native measured in the same run")
     print(f"  {'figure':<36} {'deno':>15} {'native':>15} {'deno/native':>9}")
     row("ready, cold process, with snapshot", snap_s, native_cold, "s",
         f"boot mode {sorted(modes)}; {snap_s / MCP_RUN_PYTHON_COLD_S:.2f}x mcp-run-python's "
