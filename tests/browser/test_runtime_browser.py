@@ -328,9 +328,11 @@ HOST_JS = """async () => {
     "try:\\n    typed('x')\\nexcept TypeError as e:\\n    msg = str(e)\\nmsg");
   r.errors = await H.run(rt, [
     "out = []",
+    // awaited: a sync-style call below a cell's top level needs JSPI or shared memory
+    // (test_sync_style_fallbacks), which not every engine has; this is about the errors.
     "for f in (js_type_error, js_custom, js_value_error):",
     "    try:",
-    "        f()",
+    "        await f()",
     "    except Exception as e:",
     "        out.append([type(e).__name__, getattr(e, 'type', None), str(e)])",
     "out",
