@@ -139,6 +139,8 @@ class PyodidePlatform:
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {', '.join(SYNC_MODES)}, got {sync!r}")
         self.hooks = hooks
+        #: Opens the memory cap's reserve (web/worker/memory-cap.js); looked up once.
+        self._open_reserve = getattr(hooks, "memoryReserve", None)
         self.sync = sync
         self.sync_buffer = sync_buffer
         #: What the worker detected (worker.js capabilities()): jspi, sharedArrayBuffer,
@@ -224,7 +226,7 @@ class PyodidePlatform:
     def stopped(self, execution: Execution) -> None:
         # The code stopped: the runtime's own work from here (its result) may use the
         # memory cap's reserve (web/worker/memory-cap.js), even if the code filled the heap.
-        open_reserve = getattr(self.hooks, "memoryReserve", None)
+        open_reserve = self._open_reserve
         if open_reserve is not None:
             with contextlib.suppress(Exception):
                 open_reserve()

@@ -134,6 +134,11 @@ class WorkerSession:
                 f"{PROTOCOL_VERSION}"
             )
         self.hooks = hooks
+        # Optional hooks, looked up once (an attribute of a JS object costs a call into
+        # JavaScript; these run twice per execution).
+        self._post = hooks.post
+        self._tell_running = getattr(hooks, "running", None)
+        self._tell_memory_cap = getattr(hooks, "memoryCap", None)
         caps = config.get("capabilities")
         self.platform = PyodidePlatform(
             hooks,
@@ -188,7 +193,7 @@ class WorkerSession:
             outbox.flush()
 
     def post(self, message: dict[str, Any]) -> None:
-        self.hooks.post(_encode_message(message))
+        self._post(_encode_message(message))
 
     def reject(self, rid: Any, name: str, message: str, reason: str | None = None) -> None:
         error: dict[str, Any] = {"name": name, "message": message}
@@ -228,7 +233,7 @@ class WorkerSession:
         else:
             assert self.bridge is not None
             bridge = self.bridge
-        post = self.hooks.post
+        post = self._post
         prefix = '{"type":"event","id":' + _dumps(rid) + ',"event":'
         running = self.running
         sandbox = self.sandbox
@@ -320,7 +325,7 @@ class WorkerSession:
             del caps[rid]
         else:
             caps[rid] = cap
-        hook = getattr(self.hooks, "memoryCap", None)
+        hook = self._tell_memory_cap
         if hook is None:
             return
         values = [c for c in caps.values() if c is not None]
@@ -340,7 +345,7 @@ class WorkerSession:
                 self._tasks_before = set(asyncio.all_tasks(running_loop()))
             except Exception:
                 self._tasks_before = set()
-        tell = getattr(self.hooks, "running", None)
+        tell = self._tell_running
         if tell is not None:
             with contextlib.suppress(Exception):
                 tell(count)

@@ -313,9 +313,11 @@ async def test_tasks_an_execution_leaves_running_stop_when_the_worker_is_idle() 
     # A task in a fresh contextvars.Context is not the execution's (finished() misses
     # it); the worker stops it when no execution is left. The test's own task, which
     # existed before, is untouched; the JS side is told the count (timers: worker.js).
-    s, hooks = session()
+    hooks = FakeHooks()
     told: list[int] = []
     hooks.running = told.append  # type: ignore[attr-defined]
+    s = worker.WorkerSession(hooks, {"version": PROTOCOL_VERSION, "functions": FUNCTIONS,
+                                     "sandbox": False, "limits": None, "sync": "auto"})
     s.execute(1, "import asyncio, contextvars\nticks = []\n"
                  "async def forever():\n    while True:\n        ticks.append(1)\n"
                  "        await asyncio.sleep(0.005)\n"
