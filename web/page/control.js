@@ -247,6 +247,16 @@ export function countNodes(value, max) {
  * messages off the main thread and refuses those holding more values than allowed.
  * Falls back to parsing on the main thread where no worker can be started.
  */
+/** Start a gate worker (gate.js); null where no worker can be started. It waits for its
+ * `attach` (dispatch.js Dispatcher#openGate) or serves parse requests (Gate). */
+export function startGateWorker(name) {
+  try {
+    return new Worker(new URL("./gate.js", import.meta.url), { type: "module", name });
+  } catch {
+    return null;
+  }
+}
+
 export class Gate {
   constructor() {
     this._worker = null;
@@ -284,7 +294,8 @@ export class Gate {
   _start() {
     if (this._worker !== null || this._broken) return this._worker;
     try {
-      const worker = new Worker(new URL("./gate.js", import.meta.url), { type: "module", name: "monty-gate" });
+      const worker = startGateWorker("monty-gate");
+      if (worker === null) throw new Error("no gate");
       worker.onmessage = (event) => {
         const resolve = this._waiting.get(event.data?.id);
         this._waiting.delete(event.data?.id);

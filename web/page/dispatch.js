@@ -27,7 +27,7 @@ import { decode } from "../shared/codec.js";
 import { BootError, ProtocolError, StateError, errorFromWorker } from "../shared/errors.js";
 import {
   GATE_CHARS, Gate, MAX_BATCH, MAX_LOG_CHARS, NODE_CHARS, checkWorkerMessage, countNodes,
-  nodeLimitFor, parseWorkerData,
+  nodeLimitFor, parseWorkerData, startGateWorker,
 } from "./control.js";
 import { offerSnapshot } from "./pool.js";
 
@@ -57,19 +57,16 @@ export class Dispatcher {
   }
 
   /**
-   * Start the gate in front of the worker (see the module doc). Returns the port to
+   * Start the gate in front of the worker (see the module doc), or take `started`, one
+   * a pre-warmed worker came with (pool.js). Returns the port to
    * give the worker (`outPort` of init or configure), or null when no gate could be
    * started (the caller fails the boot: a worker is never heard ungated by mistake).
    * @returns {MessagePort | null}
    */
-  openGate() {
+  openGate(started = null) {
     const host = this.host;
-    let gate;
-    try {
-      gate = new Worker(new URL("./gate.js", import.meta.url), { type: "module", name: `${host.label}-gate` });
-    } catch {
-      return null;
-    }
+    const gate = started ?? startGateWorker(`${host.label}-gate`);
+    if (gate === null) return null;
     const channel = new MessageChannel();
     gate.onmessage = (event) => {
       if (this._front === gate && host.state !== "dead") this._fromGate(event.data);

@@ -84,6 +84,12 @@ export function encodeInputs(inputs) {
   return dumps(inputs);
 }
 
+/** Whether workers get a message gate by default (dispatch.js): in a web page, yes; a
+ * host without a page to protect (the Deno host) receives its workers' messages itself. */
+export function messageGateByDefault() {
+  return typeof document !== "undefined";
+}
+
 /** The failure-handling options of create() (see CreateOptions). */
 export function normalizeFailureOptions(options, limits) {
   const { heartbeatTimeoutMs, lockWatch, maxMessageBytes } = options;
@@ -105,9 +111,7 @@ export function normalizeFailureOptions(options, limits) {
     lockWatch: lockWatch ?? true,
     maxMessageBytes: maxMessageBytes ?? messageLimitFor(limits),
     maxMessageFixed: maxMessageBytes != null,
-    // On in a web page; a host without a page to protect (the Deno host) receives its
-    // workers' messages itself.
-    messageGate: messageGate ?? typeof document !== "undefined",
+    messageGate: messageGate ?? messageGateByDefault(),
   };
 }
 

@@ -15,6 +15,8 @@ import { serveBootFetches } from "../shared/boot-fetch.js";
 import { PROTOCOL_VERSION } from "../shared/protocol.js";
 import { PYODIDE_DIR } from "../layout.js";
 import { diagnoseWorkerScript, httpFailure } from "../shared/hints.js";
+import { startGateWorker } from "./control.js";
+import { messageGateByDefault } from "./options.js";
 import { pyodideAssets, snapshotSource } from "./snapshot.js";
 
 /** Pool boots that fail in a row before the pool stops refilling (until prewarm()). */
@@ -175,6 +177,8 @@ export class PooledWorker {
     });
     this.booted.catch(() => {});
     this.worker = null;
+    /** @type {Worker | null} the gate started with it (takeGate) */
+    this.gate = null;
     this._bootFetch = null;
     this._timer = null;
     /** @type {((worker: PooledWorker, err: Error) => void) | undefined} set by the pool */
@@ -193,6 +197,15 @@ export class PooledWorker {
       return;
     }
     const worker = this.worker;
+    // Its gate (dispatch.js openGate) starts with it, so taking it costs no worker start.
+    this.gate = messageGateByDefault() ? startGateWorker(`${this.label}-gate`) : null;
+    if (this.gate !== null) {
+      this.gate.onerror = (event) => {
+        event.preventDefault?.();
+        this.gate?.terminate();
+        this.gate = null; // the taker starts one (and learns why it fails)
+      };
+    }
     worker.onmessage = (event) => this._onMessage(event.data);
     worker.onerror = (event) => {
       event.preventDefault?.();
@@ -282,11 +295,21 @@ export class PooledWorker {
     clearTimeout(this._timer);
     this._bootFetch?.close();
     this.worker?.terminate();
+    this.gate?.terminate();
+    this.gate = null;
     settlePlan(this.plan, null, message);
     const err = /** @type {Error & {step?: string}} */ (new Error(message));
     err.step = step;
     this._reject(err);
     this.onDead?.(this, err);
+  }
+
+  /** The gate started with this worker, for its taker (or null). */
+  takeGate() {
+    const gate = this.gate;
+    this.gate = null;
+    if (gate !== null) gate.onerror = null;
+    return gate;
   }
 
   /** Hand the worker over (its handlers are the caller's from now on). */
@@ -305,6 +328,8 @@ export class PooledWorker {
     clearTimeout(this._timer);
     this._bootFetch?.close();
     this.worker?.terminate();
+    this.gate?.terminate();
+    this.gate = null;
     settlePlan(this.plan, null, "the pooled worker was discarded");
   }
 }

@@ -140,10 +140,14 @@ export class WorkerHost {
   }
 
   /** The `outPort` field of init / configure: the worker's end of its gate (dispatch.js
-   * openGate), `{}` without a gate, null when the gate could not start (boot failed). */
-  _gateFields() {
-    if (!this.runtime._options.messageGate) return {};
-    const outPort = this.dispatcher.openGate();
+   * openGate; `started`: the gate a pre-warmed worker came with), `{}` without a gate,
+   * null when the gate could not start (boot failed). */
+  _gateFields(started = null) {
+    if (!this.runtime._options.messageGate) {
+      started?.terminate();
+      return {};
+    }
+    const outPort = this.dispatcher.openGate(started);
     if (outPort !== null) return { outPort };
     this._bootFailed(new BootError("cannot start the message gate (web/page/gate.js): a worker's " +
       "messages reach the page only through it; check that the page may start module workers " +
@@ -204,9 +208,10 @@ export class WorkerHost {
       }
       this._waitedMs = performance.now() - this._startedAt;
       this._plan = pooled.plan;
+      const started = pooled.takeGate();
       const worker = pooled.detach();
       this._attach(worker);
-      const gate = this._gateFields();
+      const gate = this._gateFields(started);
       if (gate === null) return;
       this._configureAt = performance.now();
       worker.postMessage({
