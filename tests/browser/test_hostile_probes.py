@@ -236,8 +236,11 @@ except Exception:
     pass
 if buf is not None:
     i32 = js.Int32Array.new(buf.buffer)
+    # Negative, and READ within one ring of WRITE: a page that trusted these words
+    # computed a negative slot (RangeError from Atomics); READ a ring or more behind
+    # would only have looked full.
     i32[1] = -1000  # WRITE
-    i32[2] = -2000  # READ
+    i32[2] = -1010  # READ
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(10, signal.SIG_IGN)
 while True:
