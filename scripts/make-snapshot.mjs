@@ -24,13 +24,15 @@ const dist = path.resolve(distArg);
 const out = path.resolve(outArg);
 
 const { SNAPSHOT_PRELOAD, packSnapshot } = await import(pathToFileURL(path.join(web, "shared", "snapshot-format.js")).href);
-const { makeSnapshot } = await import(pathToFileURL(path.join(web, "worker", "snapshot.js")).href);
+const { atInstantiation, initialImage, makeSnapshot } = await import(pathToFileURL(path.join(web, "worker", "snapshot.js")).href);
 const { loadPackageStrict } = await import(pathToFileURL(path.join(web, "worker", "boot.js")).href);
 const { loadPyodide, version } = await import(pathToFileURL(path.join(web, "node_modules", "pyodide", "pyodide.mjs")).href);
 
 const t0 = performance.now();
 const lock = JSON.parse(await readFile(path.join(dist, "pyodide-lock.json"), "utf8"));
-const pyodide = await loadPyodide({
+// The memory as instantiated: the snapshot stores its start as a delta against it.
+let image = null;
+const pyodide = await atInstantiation(() => loadPyodide({
   indexURL: path.join(web, "node_modules", "pyodide") + path.sep,
   lockFileContents: lock,
   packageBaseUrl: dist + path.sep,
@@ -38,7 +40,10 @@ const pyodide = await loadPyodide({
   _makeSnapshot: true,
   stdout: () => {},
   stderr: (line) => console.error(line),
+}), (memory) => {
+  image = initialImage(memory);
 });
+if (image === null) throw new Error("cannot snapshot: Pyodide's module was not instantiated as expected");
 await loadPackageStrict(pyodide, "monty-runtime", dist);
 await loadPackageStrict(pyodide, "micropip", dist);
 pyodide.pyimport("monty_runtime").destroy();
@@ -47,7 +52,7 @@ const check = pyodide.pyimport("monty_runtime._snapshot");
 const problem = check.check_clean();
 check.destroy();
 if (typeof problem === "string") throw new Error(`cannot snapshot: ${problem}`);
-const snapshot = makeSnapshot(pyodide, lock);
+const snapshot = makeSnapshot(pyodide, lock, image);
 snapshot.meta.madeIn = typeof globalThis.Deno === "object" ? "deno" : "node";
 const bytes = new Uint8Array(await packSnapshot(snapshot).arrayBuffer());
 await writeFile(`${out}.tmp`, bytes);

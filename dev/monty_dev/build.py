@@ -674,7 +674,9 @@ class _Builder:
 
     # 7. .gz/.br next to the big files
     def precompress(self) -> str:
-        wanted = {name: _sha256(self.web / name) for name in PRECOMPRESSED}
+        # The script's own hash is part of the key: new settings compress again.
+        script = _sha256(self.project / "scripts" / "precompress.mjs")
+        wanted = {name: f"{_sha256(self.web / name)}:{script}" for name in PRECOMPRESSED}
         previous = self.state.get("compress", {})
         todo = [
             name

@@ -24,7 +24,7 @@ import {
 import {
   SnapshotSource, shippedSnapshotEntry, shippedSnapshotMismatch, snapshotKey,
 } from "../../web/page/snapshot.js";
-import { withBootAssets } from "../../web/worker/snapshot.js";
+import { initialImage, restoringMemory, withBootAssets, xorMemory } from "../../web/worker/snapshot.js";
 
 const VERSION = SNAPSHOT_PYODIDE_VERSIONS[0];
 const LOCK = {
@@ -50,6 +50,7 @@ function sample() {
       pyodideVersion: VERSION,
       packages: lockPackages(LOCK),
       files: [["/lib/a.py", 2, 1000, 33188], ["/lib/b.py", 3, 1000, 33188]],
+      memoryXor: 0,
     },
     files,
     pyodide,
@@ -332,4 +333,83 @@ test("useShippedSnapshot(false): the first worker makes the snapshot, nothing is
     useShippedSnapshot(true); // the default
   }
   assert.throws(() => useShippedSnapshot("no"), TypeError);
+});
+
+// A module whose memory holds, right after instantiation, 0xdeadbeef at byte 8 (a data
+// segment), as Pyodide's holds its data segments.
+const TINY_WASM = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x05, 0x03, 0x01, 0x00, 0x01, // one memory, one page
+  0x07, 0x0a, 0x01, 0x06, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x00, // export "memory"
+  0x0b, 0x0a, 0x01, 0x00, 0x41, 0x08, 0x0b, 0x04, 0xde, 0xad, 0xbe, 0xef, // data at 8
+]);
+const MAGIC = 0x12345678;
+
+/** Pyodide's snapshot layout: magic, offset of the memory, ...; the memory at 16. */
+function pyodideSnapshot(memory) {
+  const bytes = new Uint8Array(16 + memory.length);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, MAGIC, true);
+  view.setUint32(4, 16, true);
+  bytes.set(memory, 16);
+  return bytes;
+}
+
+async function tinyImage() {
+  const { instance } = await WebAssembly.instantiate(TINY_WASM, {});
+  return initialImage(instance.exports.memory);
+}
+
+test("a snapshot's memory is stored as a delta against the instantiated memory", async () => {
+  const image = await tinyImage();
+  assert.deepStrictEqual([...image], [0, 0, 0, 0, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef]);
+  const memory = new Uint8Array(64).map((_, i) => (i >= 8 && i < 12 ? image[i] : i * 3));
+  memory[10] = 0x42; // changed since instantiation
+  const stored = pyodideSnapshot(memory);
+  xorMemory(stored, image);
+  assert.deepStrictEqual([...stored.subarray(24, 28)], [0, 0, 0x42 ^ 0xbe, 0]); // unchanged bytes: zeros
+  assert.deepStrictEqual([...stored.subarray(28)], [...memory.subarray(12)]); // past the image: as is
+  xorMemory(stored, image);
+  assert.deepStrictEqual([...stored.subarray(16)], [...memory]);
+});
+
+test("a restore decodes the memory at instantiation, before Pyodide reads it", async () => {
+  const image = await tinyImage();
+  const memory = new Uint8Array(32).map((_, i) => (i * 7) & 0xff);
+  const pyodide = pyodideSnapshot(memory);
+  xorMemory(pyodide, image);
+  const snapshot = { meta: { memoryXor: image.length }, pyodide };
+  const before = WebAssembly.instantiate;
+  const seen = await restoringMemory(snapshot, async () => {
+    await WebAssembly.instantiate(TINY_WASM, {}); // what loadPyodide does first
+    return { magic: new DataView(pyodide.buffer).getUint32(0, true), memory: [...pyodide.subarray(16)] };
+  });
+  assert.equal(seen.magic, MAGIC);
+  assert.deepStrictEqual(seen.memory, [...memory]);
+  assert.equal(WebAssembly.instantiate, before); // put back
+});
+
+test("a restore that never instantiated the module is refused, never run on undecoded memory", async () => {
+  const image = await tinyImage();
+  const pyodide = pyodideSnapshot(new Uint8Array(32));
+  xorMemory(pyodide, image);
+  const snapshot = { meta: { memoryXor: image.length }, pyodide };
+  let ran = false;
+  await assert.rejects(
+    restoringMemory(snapshot, async () => {
+      // As Pyodide's restoreSnapshot: it checks the magic number before anything else.
+      if (new DataView(pyodide.buffer).getUint32(0, true) !== MAGIC) throw new Error("Snapshot has invalid magic number");
+      ran = true;
+    }),
+    (err) => err instanceof SnapshotError && /not instantiated as expected/.test(err.message),
+  );
+  assert.equal(ran, false);
+});
+
+test("snapshot meta must say how much of its memory is a delta", async () => {
+  const snap = sample();
+  delete snap.meta.memoryXor;
+  assert.throws(() => checkSnapshotObject(snap), SnapshotError);
+  snap.meta.memoryXor = 6; // not whole words
+  assert.throws(() => checkSnapshotObject(snap), SnapshotError);
 });

@@ -208,6 +208,14 @@ def test_build_ships_a_snapshot_of_this_build_with_compressed_copies(built: Buil
     assert (meta["madeIn"], meta["jspi"]) == ("deno", True)
     assert meta["packages"]["monty-runtime"] == info["wheel_sha256"]
     assert "monty_runtime.worker" in meta["preload"]
+    # The start of its memory is a delta against Pyodide's memory as instantiated (its
+    # data segments, web/worker/snapshot.js): mostly zeros, which cost nearly nothing
+    # compressed.
+    py_offset = int.from_bytes(data[16:20], "little")
+    memory_at = py_offset + int.from_bytes(data[py_offset + 4 : py_offset + 8], "little")
+    delta = data[memory_at : memory_at + meta["memoryXor"]]
+    assert meta["memoryXor"] > 1_000_000 and len(delta) == meta["memoryXor"]
+    assert delta.count(0) > 0.8 * len(delta)
     # Precompressed copies decode to the very bytes served uncompressed.
     web = PROJECT_ROOT / "web"
     for name in _build.PRECOMPRESSED:

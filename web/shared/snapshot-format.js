@@ -15,7 +15,10 @@
 //     modules, the file system (JavaScript-side) has the files of what is not imported
 //     yet (micropip is imported lazily, on first use), so the files travel alongside;
 //   * meta: the Pyodide version and the sha256 of every package it holds, checked by
-//     the worker against its lock file before restoring.
+//     the worker against its lock file before restoring, and how many bytes at the
+//     start of the memory are stored as a delta against the memory Pyodide's module has
+//     right after instantiation (`memoryXor`, see worker/snapshot.js: a third less to
+//     download).
 // The snapshot is taken before anything page-specific exists (no host functions, no
 // message handlers into Python, no interrupt buffer, no session): worker.js runs those
 // steps after a cold boot and after a restore alike.
@@ -48,7 +51,7 @@
 export const SNAPSHOT_PYODIDE_VERSIONS = Object.freeze(["314.0.7"]);
 
 /** Bumped when the container layout or what goes into a snapshot changes. */
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
 
 /** Python modules imported before the snapshot is taken (monty_runtime itself is
  * imported by the boot chain). Not micropip: it is imported on first use. */
@@ -132,7 +135,8 @@ export function unpackSnapshot(bytes) {
 function checkMeta(meta) {
   if (!meta || typeof meta !== "object" || meta.format !== SNAPSHOT_FORMAT ||
       typeof meta.pyodideVersion !== "string" || !meta.packages || typeof meta.packages !== "object" ||
-      !Array.isArray(meta.files)) {
+      !Array.isArray(meta.files) || !Number.isInteger(meta.memoryXor) || meta.memoryXor < 0 ||
+      meta.memoryXor % 4 !== 0) {
     throw new SnapshotError("snapshot meta is malformed");
   }
 }

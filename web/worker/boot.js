@@ -17,7 +17,15 @@ import {
   snapshotMismatch,
   snapshotUnsupported,
 } from "../shared/snapshot-format.js";
-import { afterRestore, makeSnapshot as takeSnapshot, restoreFiles, withBootAssets } from "./snapshot.js";
+import {
+  afterRestore,
+  atInstantiation,
+  initialImage,
+  makeSnapshot as takeSnapshot,
+  restoreFiles,
+  restoringMemory,
+  withBootAssets,
+} from "./snapshot.js";
 import { BootError, describe } from "../shared/errors.js";
 import { PYODIDE_DIR, RUNTIME_DIR } from "../layout.js";
 import { fileHint, httpFailure } from "../shared/hints.js";
@@ -242,6 +250,8 @@ async function bootChain({
   }
 
   let make = makeSnapshot && montyRuntime;
+  /** @type {Uint8Array | null} */
+  let image = null;
   const pyodide = await step("loadPyodide", async () => {
     const module = await importPyodideModule(urls.indexURL);
     if (make && snapshotUnsupported(module.version) !== null) {
@@ -250,7 +260,11 @@ async function bootChain({
       make = false;
     }
     try {
-      return await module.loadPyodide(options(make ? { _makeSnapshot: true } : {}));
+      if (!make) return await module.loadPyodide(options());
+      // The memory as instantiated: the snapshot stores its start as a delta against it.
+      return await atInstantiation(() => module.loadPyodide(options({ _makeSnapshot: true })), (memory) => {
+        image = initialImage(memory);
+      });
     } catch (err) {
       // A missing pyodide.asm.wasm / python_stdlib.zip surfaces here: say where it was
       // looked for and what provides it.
@@ -288,7 +302,7 @@ async function bootChain({
           check.destroy();
         }
         if (typeof problem === "string") throw new Error(problem);
-        return takeSnapshot(pyodide, lock);
+        return takeSnapshot(pyodide, lock, image);
       });
       if (report.status !== "fallback") report.status = "made";
     } catch (err) {
@@ -317,10 +331,10 @@ async function restoreSnapshot(snapshot, { urls, lock, options, phases, onPhase,
       const problem = snapshotUnsupported(module.version) ??
         snapshotMismatch(snapshot.meta, lock, module.version);
       if (problem !== null) throw new Error(problem);
-      return module.loadPyodide(options({
+      return restoringMemory(snapshot, () => module.loadPyodide(options({
         _loadSnapshot: snapshot.pyodide,
         fsInit: restoreFiles(snapshot),
-      }));
+      })));
     });
     await step("snapshot:resume", () => afterRestore(pyodide));
     return { pyodide };

@@ -26,11 +26,134 @@ function collectFiles(FS, dir) {
   return out;
 }
 
+// ------------------------------------------------------------------ the memory's delta
+//
+// The first ~3.8 MB of a snapshot's memory are mostly Pyodide's data segments, exactly
+// as instantiating its WebAssembly module writes them: 1.2 MB of a compressed download
+// that the restoring worker can make itself. So a snapshot stores the start of its
+// memory XORed with that image (`meta.memoryXor` bytes of it): the unchanged bytes
+// become zeros, which compress to almost nothing, and the restoring worker, which
+// instantiates the same module, XORs them back before Pyodide copies the memory in.
+
+/**
+ * Run `fn`; `onMemory(memory)` gets the exported memory of the first WebAssembly module
+ * instantiated meanwhile, right after its instantiation, before any of its code has
+ * run (both instantiation entry points are wrapped while `fn` runs).
+ * @template T
+ * @param {() => Promise<T>} fn
+ * @param {(memory: WebAssembly.Memory) => void} onMemory
+ * @returns {Promise<T>}
+ */
+export async function atInstantiation(fn, onMemory) {
+  const wasm = /** @type {any} */ (WebAssembly);
+  const { instantiate, instantiateStreaming } = wasm;
+  let seen = false;
+  const look = (result) => {
+    const instance = result instanceof WebAssembly.Instance ? result : result?.instance;
+    const memory = instance?.exports?.memory;
+    if (!seen && memory instanceof WebAssembly.Memory) {
+      seen = true;
+      onMemory(memory);
+    }
+    return result;
+  };
+  wasm.instantiate = function (...args) {
+    return instantiate.apply(this, args).then(look);
+  };
+  if (typeof instantiateStreaming === "function") {
+    wasm.instantiateStreaming = function (...args) {
+      return instantiateStreaming.apply(this, args).then(look);
+    };
+  }
+  try {
+    return await fn();
+  } finally {
+    wasm.instantiate = instantiate;
+    if (typeof instantiateStreaming === "function") wasm.instantiateStreaming = instantiateStreaming;
+  }
+}
+
+/** A copy of a just-instantiated module's memory up to its last non-zero word. */
+export function initialImage(memory) {
+  const words = new Uint32Array(memory.buffer);
+  let end = words.length;
+  while (end > 0 && words[end - 1] === 0) end--;
+  return new Uint8Array(memory.buffer.slice(0, end * 4));
+}
+
+/**
+ * XOR `image` into the memory part of Pyodide's own snapshot `pyodide` (in place): once
+ * to encode, once more to decode. Pyodide's snapshot: a header whose second 32-bit word
+ * is the offset of the memory, then the memory.
+ * @param {Uint8Array} pyodide
+ * @param {Uint8Array} image
+ */
+export function xorMemory(pyodide, image) {
+  if (pyodide.length < 16 || image.length % 4 !== 0) throw new SnapshotError("cannot apply the memory's delta");
+  const at = new DataView(pyodide.buffer, pyodide.byteOffset, 16).getUint32(4, true);
+  if (at + image.length > pyodide.length) {
+    throw new SnapshotError("the snapshot's memory is shorter than its delta");
+  }
+  const start = pyodide.byteOffset + at;
+  if (start % 4 === 0 && image.byteOffset % 4 === 0) {
+    const target = new Uint32Array(pyodide.buffer, start, image.length / 4);
+    const source = new Uint32Array(image.buffer, image.byteOffset, image.length / 4);
+    for (let i = 0; i < target.length; i++) target[i] ^= source[i];
+  } else {
+    const target = pyodide.subarray(at, at + image.length);
+    for (let i = 0; i < target.length; i++) target[i] ^= image[i];
+  }
+}
+
+/**
+ * Run `load` (a loadPyodide() restoring `snapshot`) so that the snapshot's memory is
+ * decoded from the module's freshly instantiated memory before Pyodide reads it. Until
+ * then the snapshot's magic number is cleared, so a restore that did not decode it is
+ * refused by Pyodide itself, never run. Throws SnapshotError when it could not be
+ * decoded (the restore then falls back to a cold boot).
+ * @template T
+ * @param {{meta: any, pyodide: Uint8Array}} snapshot
+ * @param {() => Promise<T>} load
+ * @returns {Promise<T>}
+ */
+export async function restoringMemory(snapshot, load) {
+  const length = snapshot.meta.memoryXor;
+  if (!length) return load();
+  const { pyodide } = snapshot;
+  if (pyodide.length < 16) throw new SnapshotError("the snapshot's memory part is too short");
+  const head = new DataView(pyodide.buffer, pyodide.byteOffset, 4);
+  const magic = head.getUint32(0, true);
+  head.setUint32(0, 0, true);
+  let problem = "Pyodide's module was not instantiated as expected";
+  const decode = (memory) => {
+    if (memory.buffer.byteLength < length) {
+      problem = "Pyodide's memory is smaller than the snapshot's delta";
+      return;
+    }
+    try {
+      xorMemory(pyodide, new Uint8Array(memory.buffer, 0, length));
+    } catch (err) {
+      problem = err.message;
+      return;
+    }
+    head.setUint32(0, magic, true);
+    problem = null;
+  };
+  try {
+    return await atInstantiation(load, decode);
+  } catch (err) {
+    if (problem !== null) throw new SnapshotError(`cannot restore the snapshot's memory: ${problem}`, { cause: err });
+    throw err;
+  }
+}
+
 /**
  * Take the snapshot of a worker booted with `_makeSnapshot: true`, at a point with no
- * page-specific state. Returns a Snapshot (its parts are fresh buffers, transferable).
+ * page-specific state. `image`: its memory right after instantiation (initialImage),
+ * stored as a delta against (see above); null stores the memory as it is. Returns a
+ * Snapshot (its parts are fresh buffers, transferable).
  */
-export function makeSnapshot(pyodide, lock) {
+export function makeSnapshot(pyodide, lock, image = null) {
   if (typeof pyodide.makeMemorySnapshot !== "function") {
     throw new SnapshotError("this Pyodide has no makeMemorySnapshot()");
   }
@@ -48,6 +171,7 @@ export function makeSnapshot(pyodide, lock) {
   } finally {
     Object.assign(loaded, saved);
   }
+  if (image !== null && image.length) xorMemory(bytes, image);
   const total = files.reduce((n, f) => n + f[1].length, 0);
   const data = new Uint8Array(total);
   let offset = 0;
@@ -62,6 +186,7 @@ export function makeSnapshot(pyodide, lock) {
     sitePackages,
     files: files.map(([path, b, mtime, mode]) => [path, b.length, mtime, mode]),
     preload: [...SNAPSHOT_PRELOAD],
+    memoryXor: image?.length ?? 0,
     // What Pyodide found at boot (kept in its memory): see jspiAvailable().
     jspi: typeof pyodide._module?.jspiSupported === "boolean" ? pyodide._module.jspiSupported : jspiAvailable(),
     created: Date.now(),
