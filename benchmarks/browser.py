@@ -4,7 +4,8 @@ one run next to the bare-Pyodide anchor measured in the same run
 ``runPython("1+1")`` round trip over ``postMessage``).
 
 * first visit to the first result: a fresh browser context (empty HTTP cache and Cache
-  Storage) opens the page, imports the module, ``create()`` (which restores the snapshot
+  Storage) opens web/demos/first-visit.html, an app's page that calls ``create()`` as
+  soon as its module runs (which restores the snapshot
   shipped with the build, web/dist/snapshot.bin, where it fits the engine; elsewhere it
   boots cold: the table prints how it came up) and ``execute("1+1")``, timed from the
   navigation's start; the same with ``create({snapshot: false})`` (a cold boot); bytes
@@ -94,21 +95,19 @@ try {
 } catch {}
 """
 
-FIRST_VISIT_JS = """async (options) => {
-  const M = await import("../monty-runtime.js");
-  const t0 = performance.now();
-  const rt = await M.MontyRuntime.create(options);
-  const created = performance.now();
-  const res = await rt.execute("1+1").result;
-  const first = performance.now();
-  if (res.value !== 2) throw new Error("1+1 gave " + JSON.stringify(res));
+# demos/first-visit.html: an app's page that creates a runtime as soon as its module
+# loads.
+FIRST_VISIT_PAGE = "demos/first-visit.html"
+
+FIRST_VISIT_JS = """async () => {
+  const got = await window.firstVisit;
+  if (got.value !== 2) throw new Error("1+1 gave " + JSON.stringify(got.value));
   await new Promise((r) => setTimeout(r, 100));  // observers deliver
   // (No long-task observer where the context has no init scripts: Firefox, WebKit.)
-  const long = (window.__longtasks ?? []).filter((t) => t.start < first);
-  const loaf = (window.__loaf ?? []).filter((f) => f.start < first && f.blocking > 0);
-  const boot = rt.boot;
-  await rt.dispose();
-  return { firstMs: first, createMs: created - t0, boot, long, loaf };
+  const long = (window.__longtasks ?? []).filter((t) => t.start < got.firstMs);
+  const loaf = (window.__loaf ?? []).filter((f) => f.start < got.firstMs && f.blocking > 0);
+  await window.rt.dispose();
+  return { firstMs: got.firstMs, createMs: got.createMs, moduleMs: got.moduleMs, boot: got.boot, long, loaf };
 }"""
 
 COLD_JS = """async () => {
@@ -291,8 +290,8 @@ def measure(
             else:
                 browser = engines.launch(engine)
             try:
-                for kind, options in (("first_visit", {}), ("first_visit_cold", {"snapshot": False})):
-                    figures[kind] = first_visits(browser, server, options, boots)
+                for kind, query in (("first_visit", ""), ("first_visit_cold", "?snapshot=0")):
+                    figures[kind] = first_visits(browser, server, query, boots)
                 cold: list[float] = []
                 phases: dict[str, list[float]] = {}
                 cached: list[float] = []
@@ -424,10 +423,12 @@ def _served_sizes(server: Any, mark: int) -> dict[str, Any]:
     return {"sent": sent, "raw": raw, "requests": len(records), "files": by_file}
 
 
-def first_visits(browser: Any, server: Any, options: dict[str, Any], n: int) -> dict[str, Any]:
-    """``n`` first visits (fresh context each) to the first result of ``execute``."""
+def first_visits(browser: Any, server: Any, query: str, n: int) -> dict[str, Any]:
+    """``n`` first visits (fresh context each) of demos/first-visit.html``query`` to the
+    first result of ``execute``."""
     first: list[float] = []
     create: list[float] = []
+    module: list[float] = []
     long_max: list[float] = []
     out: dict[str, Any] = {}
     for _ in range(n):
@@ -437,18 +438,20 @@ def first_visits(browser: Any, server: Any, options: dict[str, Any], n: int) -> 
             context.add_init_script(LONGTASK_INIT)
         page = context.new_page()
         mark = len(server.requests())
-        page.goto(server.url + PAGE, wait_until="load")
-        got = page.evaluate(FIRST_VISIT_JS, options)
+        page.goto(server.url + FIRST_VISIT_PAGE + query, wait_until="load")
+        got = page.evaluate(FIRST_VISIT_JS)
         out["bytes"] = _served_sizes(server, mark)
         context.close()
         first.append(float(got["firstMs"]))
         create.append(float(got["createMs"]))
+        module.append(float(got["moduleMs"]))
         long_max.append(max([t["ms"] for t in got["long"]], default=0.0))
         out["boot"] = got["boot"]
         out["long"] = got["long"]
         out["loaf"] = got["loaf"]
     out["first_ms"] = summarize(first)
     out["create_ms"] = summarize(create)
+    out["module_ms"] = summarize(module)
     out["longest_task_ms"] = summarize(long_max)
     return out
 
@@ -478,6 +481,7 @@ def format_table(f: dict[str, Any]) -> str:
     f["first_visit_ms"] = fv["first_ms"]
     rows: list[tuple[str, dict[str, float] | None, str]] = [
         ("first visit -> first result, default", fv["first_ms"], "first_visit_ms"),
+        ("  the page's module ran at (default)", fv["module_ms"], ""),
         ("  of which create() (default)", fv["create_ms"], ""),
         ("first visit -> first result, snapshot:false", fc["first_ms"], ""),
         ("  of which create() (cold boot)", fc["create_ms"], ""),

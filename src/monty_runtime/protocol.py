@@ -12,7 +12,11 @@ page -> worker
     ``init``         once, first: boot options, host function schemas, mode, limits;
                      with ``deferConfig`` only the boot options count (a pooled worker)
                      and the rest comes with ``configure``; ``snapshot`` restores a
-                     memory snapshot, ``makeSnapshot`` asks for one (web/page/snapshot.js)
+                     memory snapshot, ``makeSnapshot`` asks for one (web/page/snapshot.js);
+                     with ``planFollows`` those three come later, with ``plan``
+    ``plan``         how to boot (``snapshot``, ``makeSnapshot``, ``assets``), once the page
+                     knows (a first visit downloads the snapshot meanwhile): the worker
+                     fetches its lock file and loads Pyodide's scripts until then
     ``configure``    a pooled worker's host function schemas, mode, limits, shared buffer
     ``execute``      run ``code``; ``id`` is the page's request id (echoed by every reply)
     ``host_result``  the answer to a ``host_call`` (``ok`` + ``value`` or ``error``;
@@ -69,8 +73,10 @@ MESSAGES: Final[dict[str, dict[str, dict[str, list[str]]]]] = {
             "required": ["version", "functions", "sandbox", "limits", "sync"],
             "optional": ["indexURL", "lockFileURL", "packageBaseUrl", "stepTimeoutMs",
                          "syncBuffer", "requireCSP", "bootPort", "snapshot", "makeSnapshot",
-                         "deferConfig", "controlBuffer", "lockName", "assets", "outPort"],
+                         "deferConfig", "controlBuffer", "lockName", "assets", "outPort",
+                         "planFollows"],
         },
+        "plan": {"required": [], "optional": ["snapshot", "makeSnapshot", "assets"]},
         "configure": {
             "required": ["functions", "sandbox", "limits", "sync"],
             "optional": ["syncBuffer", "controlBuffer", "lockName", "outPort"],

@@ -124,6 +124,8 @@ def test_a_first_visit_restores_the_shipped_snapshot_then_the_cached_one(
     assert boot["reason"] is None
     assert "snapshot:download" in boot["phaseNames"] and "snapshot:read" in boot["phaseNames"]
     assert "loadPyodide" not in boot["phaseNames"]
+    # The worker started before the download ended and waited for the page's plan.
+    assert boot["phaseNames"].index("plan:wait") < boot["phaseNames"].index("snapshot:read")
     assert out["run"]["result"]["value"] == [45, True], out["run"]
     records = since(server, mark)
     [snap] = fetched(records, "/dist/snapshot.bin")

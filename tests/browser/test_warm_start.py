@@ -130,7 +130,7 @@ def test_returning_visit_restores_from_cache_storage(wpage: Any, engine: str) ->
     }""", timeout_s=BOOT_S)
     assert first["snapshot"] == "made"
     keys = cached_keys(wpage)
-    assert len(keys) == 1 and keys[0].startswith("format=1;pyodide=314.0.7;wheel="), keys
+    assert len(keys) == 1 and keys[0].startswith("format=2;pyodide=314.0.7;wheel="), keys
 
     info = returning_visit(wpage, engine)
     again = evaluate(wpage, """async (info) => {

@@ -39,7 +39,7 @@ def test_python_and_js_tables_are_the_same() -> None:
 def test_table_shape() -> None:
     assert set(MESSAGES) == {"page_to_worker", "worker_to_page"}
     assert set(MESSAGES["page_to_worker"]) == {
-        "init", "configure", "execute", "host_result", "interrupt", "dispose", "ping"
+        "init", "plan", "configure", "execute", "host_result", "interrupt", "dispose", "ping"
     }
     assert set(MESSAGES["worker_to_page"]) == {
         "ready", "booted", "snapshot", "boot_error", "event", "result", "rejected",

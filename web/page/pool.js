@@ -226,29 +226,30 @@ export class PooledWorker {
       () => this._fail(`the worker did not boot within ${opts.bootTimeoutMs} ms`, "timeout"),
       opts.bootTimeoutMs,
     );
+    worker.postMessage({
+      type: "init",
+      version: PROTOCOL_VERSION,
+      deferConfig: true,
+      // Placeholders: the page-specific configuration comes with `configure`.
+      functions: [],
+      sandbox: false,
+      limits: null,
+      sync: "auto",
+      indexURL: opts.indexURL,
+      lockFileURL: opts.lockFileURL,
+      packageBaseUrl: opts.packageBaseUrl,
+      stepTimeoutMs: opts.bootTimeoutMs,
+      requireCSP: opts.requireCSP,
+      bootPort: channel.port2,
+      planFollows: true, // how it boots: `plan`, below (worker-host.js says why)
+    }, [channel.port2]);
     bootPlan(opts).then((plan) => {
       this.plan = plan;
       if (this.state === "dead") {
         settlePlan(plan, null, "the pooled worker was discarded");
         return;
       }
-      worker.postMessage({
-        type: "init",
-        version: PROTOCOL_VERSION,
-        deferConfig: true,
-        // Placeholders: the page-specific configuration comes with `configure`.
-        functions: [],
-        sandbox: false,
-        limits: null,
-        sync: "auto",
-        indexURL: opts.indexURL,
-        lockFileURL: opts.lockFileURL,
-        packageBaseUrl: opts.packageBaseUrl,
-        stepTimeoutMs: opts.bootTimeoutMs,
-        requireCSP: opts.requireCSP,
-        bootPort: channel.port2,
-        ...planFields(plan),
-      }, [channel.port2]);
+      worker.postMessage({ type: "plan", ...planFields(plan) });
     });
   }
 

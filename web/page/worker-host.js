@@ -120,18 +120,21 @@ export class WorkerHost {
       syncBuffer: this.hostCalls.syncBuffer,
       requireCSP: opts.requireCSP,
       bootPort: channel.port2,
+      // How it boots (restore the page's snapshot, or boot cold and make it: snapshot.js,
+      // pool.js) follows in `plan`: the worker starts on its lock file and Pyodide's
+      // scripts while the page looks the snapshot up (and downloads it, on a first visit).
+      planFollows: true,
       ...this._controlFields(),
       ...gate,
     };
-    // Restore the page's snapshot, or boot cold and make it (snapshot.js, pool.js).
+    worker.postMessage(init, gate.outPort ? [channel.port2, gate.outPort] : [channel.port2]);
     bootPlan(opts).then((plan) => {
       this._plan = plan;
       if (this.state !== "booting") {
         settlePlan(plan, null, "the worker was stopped before it booted");
         return;
       }
-      worker.postMessage({ ...init, ...planFields(plan) },
-        gate.outPort ? [channel.port2, gate.outPort] : [channel.port2]);
+      worker.postMessage({ type: "plan", ...planFields(plan) });
     });
     this._bootTimer = setTimeout(() => {
       this._bootFailed(new BootError(`the worker did not boot within ${opts.bootTimeoutMs} ms`, "timeout"));

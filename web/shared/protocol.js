@@ -29,8 +29,9 @@ export const MESSAGES = deepFreeze(
         "required": ["version", "functions", "sandbox", "limits", "sync"],
         "optional": ["indexURL", "lockFileURL", "packageBaseUrl", "stepTimeoutMs", "syncBuffer",
                      "requireCSP", "bootPort", "snapshot", "makeSnapshot", "deferConfig",
-                     "controlBuffer", "lockName", "assets", "outPort"]
+                     "controlBuffer", "lockName", "assets", "outPort", "planFollows"]
       },
+      "plan": { "required": [], "optional": ["snapshot", "makeSnapshot", "assets"] },
       "configure": {
         "required": ["functions", "sandbox", "limits", "sync"],
         "optional": ["syncBuffer", "controlBuffer", "lockName", "outPort"]

@@ -198,17 +198,48 @@ export function pyImport(pyodide, name) {
  *   as `snapshot.made`; a failure is reported, not thrown)
  * @param {object | null} [options.assets] Pyodide's compiled module and stdlib from the
  *   page (snapshot.js pyodideAssets), used instead of fetching and compiling them
+ * @param {Promise<{snapshot?: object | null, makeSnapshot?: boolean, assets?: object | null}> | null}
+ *   [options.plan] the three options above, when the page sends them later: the lock
+ *   file and Pyodide's scripts load meanwhile (the wait is the phase "plan:wait")
  * @param {(text: string) => void} [options.stdout]
  * @param {(text: string) => void} [options.stderr]
  * @returns {Promise<{pyodide: any, phases: Record<string, number>, urls: object,
  *   snapshot: {status: "none" | "restored" | "fallback" | "made" | "make-failed",
  *   reason: string | null, made: object | null}}>}
  */
-export function boot(options = {}) {
-  return withBootAssets(options.assets ?? null, () => bootChain(options));
+export async function boot(options = {}) {
+  let early = null;
+  if (options.plan != null) {
+    // How to boot (snapshot, assets) comes later: the page may be downloading the
+    // snapshot. Meanwhile, fetch the lock file and load Pyodide's scripts.
+    early = startEarly(resolveUrls(options));
+    const plan = await runStep("plan:wait", () => options.plan, {
+      timeoutMs: options.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
+      onPhase: options.onPhase,
+    });
+    options = { ...options, ...plan, plan: null };
+  }
+  return withBootAssets(options.assets ?? null, () => bootChain(options, early));
 }
 
-/** @param {any} options boot()'s options */
+/**
+ * The parts of a boot that need no plan, started at once: the lock file and Pyodide's
+ * two scripts (a later import of the same URL takes the loaded module; a failure here
+ * is reported by the step that needs it).
+ */
+function startEarly(urls) {
+  const lock = fetchLockFile(urls.lockFileURL);
+  lock.catch(() => {});
+  for (const name of ["pyodide.mjs", "pyodide.asm.mjs"]) {
+    import(new URL(name, urls.indexURL).href).catch(() => {});
+  }
+  return { lock };
+}
+
+/**
+ * @param {any} options boot()'s options
+ * @param {{lock: Promise<any>} | null} early what startEarly() began
+ */
 async function bootChain({
   indexURL,
   lockFileURL,
@@ -221,7 +252,7 @@ async function bootChain({
   makeSnapshot = false,
   stdout,
   stderr,
-} = {}) {
+} = {}, early = null) {
   const urls = resolveUrls({ indexURL, lockFileURL, packageBaseUrl });
   /** @type {Record<string, number>} */
   const phases = {};
@@ -237,7 +268,7 @@ async function bootChain({
     ...extra,
   });
 
-  const lock = await step("lockfile", () => fetchLockFile(urls.lockFileURL));
+  const lock = await step("lockfile", () => early?.lock ?? fetchLockFile(urls.lockFileURL));
 
   if (snapshot !== null && montyRuntime) {
     const restored = await restoreSnapshot(snapshot, { urls, lock, options, phases, onPhase, timeoutMs });

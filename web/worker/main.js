@@ -8,7 +8,10 @@
 // Warm start (snapshot.js, pool.js): `init.snapshot` restores a memory snapshot instead
 // of booting cold (falling back to the cold chain if it does not fit), and
 // `init.makeSnapshot` takes one after a cold boot and posts it (`snapshot`) before
-// anything page-specific exists. With `init.deferConfig` the worker only boots, posts
+// anything page-specific exists; with `init.planFollows` those two (and the page's
+// compiled Pyodide) come in a later `plan` message, and the worker fetches its lock file
+// and loads Pyodide's scripts while the page downloads the snapshot (a first visit).
+// With `init.deferConfig` the worker only boots, posts
 // `booted` and waits in a pool: the page-specific part (host functions, mode, limits,
 // the shared buffer) comes with `configure`, then `ready` as above.
 //
@@ -128,17 +131,33 @@ function checkInit(msg) {
   for (const key of ["indexURL", "lockFileURL", "packageBaseUrl"]) {
     if (msg[key] != null && typeof msg[key] !== "string") throw new TypeError(`init.${key} must be a string`);
   }
-  if (msg.snapshot != null && (typeof msg.snapshot !== "object" ||
-      !(msg.snapshot.pyodide instanceof Uint8Array || msg.snapshot.packed instanceof Blob))) {
-    throw new TypeError("init.snapshot must be a snapshot object");
-  }
+  checkPlan(msg, "init");
   if (msg.bootPort != null && !(msg.bootPort instanceof MessagePort)) {
     throw new TypeError("init.bootPort must be a MessagePort");
   }
   if (msg.requireCSP != null && typeof msg.requireCSP !== "boolean") {
     throw new TypeError("init.requireCSP must be a boolean");
   }
+  if (msg.planFollows != null && typeof msg.planFollows !== "boolean") {
+    throw new TypeError("init.planFollows must be a boolean");
+  }
 }
+
+/** A `plan` (or the plan fields of `init`): how to boot. */
+function checkPlan(msg, what) {
+  if (msg.snapshot != null && (typeof msg.snapshot !== "object" ||
+      !(msg.snapshot.pyodide instanceof Uint8Array || msg.snapshot.packed instanceof Blob))) {
+    throw new TypeError(`${what}.snapshot must be a snapshot object`);
+  }
+  if (msg.makeSnapshot != null && typeof msg.makeSnapshot !== "boolean") {
+    throw new TypeError(`${what}.makeSnapshot must be a boolean`);
+  }
+  if (msg.assets != null && typeof msg.assets !== "object") throw new TypeError(`${what}.assets must be an object`);
+  return { snapshot: msg.snapshot ?? null, makeSnapshot: msg.makeSnapshot === true, assets: msg.assets ?? null };
+}
+
+/** With `init.planFollows`: settled by the page's `plan` message (onPageMessage). */
+let planArrived = null;
 
 /** The page-specific part of the configuration (`init`, or `configure` later). */
 function checkConfigure(msg, what) {
@@ -337,6 +356,13 @@ async function start(init) {
     stepName = "csp";
     const policy = await step(stepName, () => checkPolicy(init));
     if (init.bootPort) bootFetch = installBootFetch(init.bootPort);
+    let plan = null;
+    if (init.planFollows === true) {
+      // Taken into `init`: settleSnapshot reads makeSnapshot, the release below snapshot.
+      plan = new Promise((resolve, reject) => {
+        planArrived = { resolve, reject };
+      }).then((fields) => Object.assign(init, fields));
+    }
     const result = await boot({
       indexURL: init.indexURL ?? undefined,
       lockFileURL: init.lockFileURL ?? undefined,
@@ -345,6 +371,7 @@ async function start(init) {
       snapshot: init.snapshot ?? null,
       makeSnapshot: init.makeSnapshot === true,
       assets: init.assets ?? null,
+      plan,
       onPhase: (name, ms) => {
         stepName = name;
         phases[name] = ms;
@@ -597,6 +624,14 @@ function onPageMessage(event) {
       start(msg);
     } else {
       reject(idOf(msg), "ProtocolError", "the first message must be init");
+    }
+  } else if (state === "booting" && planArrived !== null && msg && typeof msg === "object" && msg.type === "plan") {
+    const { resolve, reject: refuse } = planArrived;
+    planArrived = null;
+    try {
+      resolve(checkPlan(msg, "plan"));
+    } catch (err) {
+      refuse(err);
     }
   } else if (state === "booting" || state === "configuring") {
     early.push(msg);
