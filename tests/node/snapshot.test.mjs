@@ -15,6 +15,7 @@ import {
   isPackedSnapshot,
   jspiAvailable,
   lockPackages,
+  nonZeroRuns,
   packSnapshot,
   readPackedSnapshot,
   snapshotMismatch,
@@ -412,4 +413,27 @@ test("snapshot meta must say how much of its memory is a delta", async () => {
   assert.throws(() => checkSnapshotObject(snap), SnapshotError);
   snap.meta.memoryXor = 6; // not whole words
   assert.throws(() => checkSnapshotObject(snap), SnapshotError);
+});
+
+test("a packed snapshot leaves out the zero pages of Pyodide's part and puts them back", async () => {
+  const snap = sample();
+  const pyodide = new Uint8Array(5 * 4096 + 100);
+  pyodide[0] = 1;
+  pyodide[3 * 4096 + 7] = 2;
+  pyodide[pyodide.length - 1] = 3;
+  snap.pyodide = pyodide;
+  assert.deepStrictEqual(nonZeroRuns(pyodide), [[0, 4096], [3 * 4096, 4 * 4096], [5 * 4096, pyodide.length]]);
+  const bytes = new Uint8Array(await packSnapshot(snap).arrayBuffer());
+  assert.ok(bytes.length < 4096 * 3 + 1024, bytes.length);
+  const back = unpackSnapshot(bytes);
+  assert.deepStrictEqual(back.meta, snap.meta); // the layout is the container's, not the meta's
+  assert.deepStrictEqual(back.pyodide, pyodide);
+  // A layout pointing outside the part is refused, not followed.
+  const metaLength = new DataView(bytes.buffer).getUint32(8, true);
+  const text = new TextDecoder().decode(bytes.subarray(32, 32 + metaLength));
+  const bad = text.replace(/"pyodideRuns":\[\[0,/, '"pyodideRuns":[[9,');
+  assert.notEqual(bad, text);
+  const damaged = bytes.slice();
+  damaged.set(new TextEncoder().encode(bad), 32);
+  assert.throws(() => unpackSnapshot(damaged), (err) => err instanceof SnapshotError && /layout is damaged/.test(err.message));
 });

@@ -211,9 +211,17 @@ def test_build_ships_a_snapshot_of_this_build_with_compressed_copies(built: Buil
     # The start of its memory is a delta against Pyodide's memory as instantiated (its
     # data segments, web/worker/snapshot.js): mostly zeros, which cost nearly nothing
     # compressed.
+    # Pyodide's part is stored without its zero pages (meta "pyodideRuns"): rebuilt here.
     py_offset = int.from_bytes(data[16:20], "little")
-    memory_at = py_offset + int.from_bytes(data[py_offset + 4 : py_offset + 8], "little")
-    delta = data[memory_at : memory_at + meta["memoryXor"]]
+    pyodide = bytearray(meta["pyodideBytes"])
+    at = py_offset
+    for start, end in meta["pyodideRuns"]:
+        pyodide[start:end] = data[at : at + end - start]
+        at += end - start
+    assert at == len(data)
+    assert len(data) < 0.6 * (py_offset + len(pyodide))  # most of the memory is zeros
+    memory_at = int.from_bytes(pyodide[4:8], "little")
+    delta = pyodide[memory_at : memory_at + meta["memoryXor"]]
     assert meta["memoryXor"] > 1_000_000 and len(delta) == meta["memoryXor"]
     assert delta.count(0) > 0.8 * len(delta)
     # Precompressed copies decode to the very bytes served uncompressed.
