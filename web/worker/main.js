@@ -351,18 +351,17 @@ function clearCodeTimers() {
 async function start(init) {
   let stepName = "init";
   let bootFetch = null;
+  // Ready for `plan` before the first await: the page may send it right after `init`.
+  // Taken into `init`: settleSnapshot reads makeSnapshot, the release below snapshot.
+  const plan = init.planFollows !== true ? null : new Promise((resolve, reject) => {
+    planArrived = { resolve, reject };
+  }).then((fields) => Object.assign(init, fields));
+  plan?.catch(() => {});
   try {
     checkInit(init);
     stepName = "csp";
     const policy = await step(stepName, () => checkPolicy(init));
     if (init.bootPort) bootFetch = installBootFetch(init.bootPort);
-    let plan = null;
-    if (init.planFollows === true) {
-      // Taken into `init`: settleSnapshot reads makeSnapshot, the release below snapshot.
-      plan = new Promise((resolve, reject) => {
-        planArrived = { resolve, reject };
-      }).then((fields) => Object.assign(init, fields));
-    }
     const result = await boot({
       indexURL: init.indexURL ?? undefined,
       lockFileURL: init.lockFileURL ?? undefined,
