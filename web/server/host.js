@@ -266,20 +266,40 @@ async function run(rt, entry, msg, options) {
     settle(entry, msg, { type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(err) });
     return;
   }
-  for await (const event of handle.events) {
-    if (event.type === "run_started") {
-      entry.started.set(msg.id, handle);
-      if (entry.interrupted.has(msg.id)) handle.interrupt();
+  // The events and the result a worker posts in one message leave in one write: the
+  // result is taken as soon as it settles (its callback runs before this loop resumes
+  // from the event that came with it), and the events buffered meanwhile are drained.
+  let outcome = null;
+  handle.result.then((value) => {
+    outcome = { value };
+  }, (error) => {
+    outcome = { error };
+  });
+  const events = handle.events[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await events.next();
+    if (next.done) break;
+    for (const event of [next.value, ...handle.events.drain()]) {
+      if (event.type === "run_started") {
+        entry.started.set(msg.id, handle);
+        if (entry.interrupted.has(msg.id)) handle.interrupt();
+      }
+      send({ type: "event", rid: msg.rid, id: msg.id, event });
     }
-    send({ type: "event", rid: msg.rid, id: msg.id, event });
+    if (outcome !== null) break;
   }
-  let result;
-  try {
-    result = await handle.result;
-  } catch (err) {
-    settle(entry, msg, { type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(err) });
+  if (outcome === null) {
+    try {
+      outcome = { value: await handle.result };
+    } catch (error) {
+      outcome = { error };
+    }
+  }
+  if ("error" in outcome) {
+    settle(entry, msg, { type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(outcome.error) });
     return;
   }
+  const result = outcome.value;
   const worker = handle._host?.worker;
   const raw = worker?.raw?.get(handle.id);
   worker?.raw?.delete(handle.id);
@@ -354,15 +374,20 @@ function dispatch(msg) {
 
 send({ type: "hello", version: HOST_PROTOCOL_VERSION, deno: Deno.version.deno, v8: Deno.version.v8 });
 
-// Python -> host: one JSON message per line; end of input ends this process.
+// Python -> host: one JSON message per line; end of input ends this process. Read
+// straight into a buffer (no stream machinery per chunk).
 const decoder = new TextDecoder();
+const inbox = new Uint8Array(1 << 16);
 let pending = "";
-for await (const chunk of Deno.stdin.readable) {
-  pending += decoder.decode(chunk, { stream: true });
+for (;;) {
+  const n = await Deno.stdin.read(inbox);
+  if (n === null) break;
+  pending += decoder.decode(inbox.subarray(0, n), { stream: true });
+  let start = 0;
   let newline;
-  while ((newline = pending.indexOf("\n")) >= 0) {
-    const line = pending.slice(0, newline);
-    pending = pending.slice(newline + 1);
+  while ((newline = pending.indexOf("\n", start)) >= 0) {
+    const line = pending.slice(start, newline);
+    start = newline + 1;
     if (!line.trim()) continue;
     let msg;
     try {
@@ -377,6 +402,7 @@ for await (const chunk of Deno.stdin.readable) {
       log("error", `${msg?.type} failed: ${err?.stack ?? err}`);
     }
   }
+  pending = pending.slice(start);
 }
 for (const entry of runtimes.values()) entry.runtime?._disposeNow();
 // A snapshot made in this process may still be on its way to Cache Storage.
