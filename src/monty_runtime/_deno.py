@@ -162,7 +162,7 @@ class DenoHost:
         stdout = self.process.stdout
         assert stdout is not None
         fd = stdout.fileno()
-        pending = b""
+        partial: list[bytes] = []  # the start of a line still coming (a long one: many reads)
         while True:
             try:
                 chunk = os.read(fd, 1 << 16)
@@ -172,8 +172,13 @@ class DenoHost:
                 break
             if not chunk:
                 break
-            lines = (pending + chunk).split(b"\n")
-            pending = lines.pop()
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                partial.append(chunk)
+                continue
+            partial.append(chunk[:end])
+            lines = b"".join(partial).split(b"\n")
+            partial = [chunk[end + 1:]] if end + 1 < len(chunk) else []
             # What one chunk brings for a loop reaches it in one wake-up (_deliveries).
             _deliveries.batch = {}
             try:

@@ -382,10 +382,11 @@ let pending = "";
 for (;;) {
   const n = await Deno.stdin.read(inbox);
   if (n === null) break;
+  const searchFrom = pending.length; // a long line: only the new text is searched
   pending += decoder.decode(inbox.subarray(0, n), { stream: true });
   let start = 0;
-  let newline;
-  while ((newline = pending.indexOf("\n", start)) >= 0) {
+  let newline = pending.indexOf("\n", searchFrom);
+  for (; newline >= 0; newline = pending.indexOf("\n", start)) {
     const line = pending.slice(start, newline);
     start = newline + 1;
     if (!line.trim()) continue;
