@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["DenoBackend", "DenoHost", "deno_executable", "web_root"]
 
 DISPOSED_MESSAGE = "MontyRuntime has been disposed"
+_ANSWERED = object()  # a sync host function's call was answered from its thread
 _LIMIT_KEYS = (
     "timeout", "grace", "max_output_bytes", "max_result_bytes", "max_recursion_depth", "memory",
 )
@@ -565,15 +566,33 @@ class DenoBackend:
             if hf.is_async:
                 value = await hf.fn(*args, **kwargs)
             else:
+                # In a thread, which sends the answer itself (no hop back to this loop),
+                # unless the function returned a coroutine: that is awaited here.
                 value = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: hf.fn(*args, **kwargs)
+                    None, self._call_sync, call, hf, args, kwargs
                 )
-                if asyncio.iscoroutine(value):
-                    value = await value
+                if value is _ANSWERED:
+                    return
+                value = await value
         except Exception as exc:
             self._answer(call, error={"type": type(exc).__name__, "message": str(exc)})
             return
         self._answer(call, value=codec.encode(value))
+
+    def _call_sync(
+        self, call: int, hf: HostFunction, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        """A sync host function, in the executor's thread: answers the call and returns
+        ``_ANSWERED``, or returns the coroutine the function returned."""
+        try:
+            value = hf.fn(*args, **kwargs)
+        except Exception as exc:
+            self._answer(call, error={"type": type(exc).__name__, "message": str(exc)})
+            return _ANSWERED
+        if asyncio.iscoroutine(value):
+            return value
+        self._answer(call, value=codec.encode(value))
+        return _ANSWERED
 
     def _fail(self, call: int, kind: str, message: str) -> None:
         self._answer(call, error={"type": kind, "message": message})
