@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import codec
+from . import _wire, codec
 from .errors import BUSY_MESSAGE, ScriptError, StateError
 from .events import ExecutionResult, event_from_dict
 from .extensions import HostFunction
@@ -46,9 +46,13 @@ if TYPE_CHECKING:
 __all__ = ["DenoBackend", "DenoHost", "deno_executable", "web_root"]
 
 DISPOSED_MESSAGE = "MontyRuntime has been disposed"
+_ANSWERED = object()  # a sync host function's call was answered from its thread
 _LIMIT_KEYS = (
     "timeout", "grace", "max_output_bytes", "max_result_bytes", "max_recursion_depth", "memory",
 )
+
+
+_dumps = _wire.dumps  # compact JSON, one cached C encoder
 
 
 def deno_executable() -> str:
@@ -142,14 +146,15 @@ class DenoHost:
     # -- io -------------------------------------------------------------------------
 
     def send(self, message: dict[str, Any]) -> bool:
-        line = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        line = (_dumps(message) + "\n").encode()
         with self._write_lock:
             stdin = self.process.stdin
             if self.closed or stdin is None:
                 return False
             try:
-                stdin.write(line)
-                stdin.flush()
+                view = memoryview(line)
+                while view:  # straight to the pipe: nothing is ever buffered here
+                    view = view[os.write(stdin.fileno(), view):]
             except (BrokenPipeError, OSError, ValueError):
                 return False
         return True
@@ -157,15 +162,40 @@ class DenoHost:
     def _read(self) -> None:
         stdout = self.process.stdout
         assert stdout is not None
-        for line in stdout:
+        fd = stdout.fileno()
+        partial: list[bytes] = []  # the start of a line still coming (a long one: many reads)
+        while True:
             try:
-                msg = json.loads(line)
-            except ValueError:
+                chunk = os.read(fd, 1 << 16)
+            except InterruptedError:  # pragma: no cover - retried by os.read since 3.5
                 continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                partial.append(chunk)
+                continue
+            partial.append(chunk[:end])
+            lines = b"".join(partial).split(b"\n")
+            partial = [chunk[end + 1:]] if end + 1 < len(chunk) else []
+            # What one chunk brings for a loop reaches it in one wake-up (_deliveries).
+            _deliveries.batch = {}
             try:
-                self._dispatch(msg)
-            except Exception as exc:  # pragma: no cover - a bug here must not kill the reader
-                self.stderr_tail.append(f"dispatch failed: {type(exc).__name__}: {exc}")
+                for line in lines:
+                    try:
+                        msg = json.loads(line)
+                    except ValueError:
+                        continue
+                    try:
+                        self._dispatch(msg)
+                    except Exception as exc:  # pragma: no cover - a bug must not kill the reader
+                        self.stderr_tail.append(
+                            f"dispatch failed: {type(exc).__name__}: {exc}"
+                        )
+            finally:
+                _flush_deliveries()
         self.process.wait()
         self._gone()
 
@@ -521,6 +551,9 @@ class DenoBackend:
         except TypeError as exc:
             self._fail(call, "TypeError", str(exc))
             return
+        if _deliveries.batch is not None:  # what came before the call reaches the loop first
+            _flush_deliveries()
+            _deliveries.batch = {}
         try:
             asyncio.run_coroutine_threadsafe(self._run_host(call, hf, args, kwargs), p.loop)
         except RuntimeError:
@@ -533,15 +566,33 @@ class DenoBackend:
             if hf.is_async:
                 value = await hf.fn(*args, **kwargs)
             else:
+                # In a thread, which sends the answer itself (no hop back to this loop),
+                # unless the function returned a coroutine: that is awaited here.
                 value = await asyncio.get_running_loop().run_in_executor(
-                    None, lambda: hf.fn(*args, **kwargs)
+                    None, self._call_sync, call, hf, args, kwargs
                 )
-                if asyncio.iscoroutine(value):
-                    value = await value
+                if value is _ANSWERED:
+                    return
+                value = await value
         except Exception as exc:
             self._answer(call, error={"type": type(exc).__name__, "message": str(exc)})
             return
         self._answer(call, value=codec.encode(value))
+
+    def _call_sync(
+        self, call: int, hf: HostFunction, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        """A sync host function, in the executor's thread: answers the call and returns
+        ``_ANSWERED``, or returns the coroutine the function returned."""
+        try:
+            value = hf.fn(*args, **kwargs)
+        except Exception as exc:
+            self._answer(call, error={"type": type(exc).__name__, "message": str(exc)})
+            return _ANSWERED
+        if asyncio.iscoroutine(value):
+            return value
+        self._answer(call, value=codec.encode(value))
+        return _ANSWERED
 
     def _fail(self, call: int, kind: str, message: str) -> None:
         self._answer(call, error={"type": kind, "message": message})
@@ -605,7 +656,43 @@ def _finish(p: _Pending, result: ExecutionResult | None, error: BaseException | 
         p.handle._reject(error if error is not None else StateError("lost", "broken"))
 
 
+_Calls = list[tuple[Callable[..., Any], tuple[Any, ...]]]
+
+
+class _Deliveries(threading.local):
+    """Calls for the loops, gathered by the reader thread while it handles one chunk of
+    the host's output (``batch``: loop -> calls), else ``None``: at once."""
+
+    batch: dict[asyncio.AbstractEventLoop, _Calls] | None = None
+
+
+_deliveries = _Deliveries()
+
+
+def _run_all(calls: _Calls) -> None:
+    for fn, args in calls:
+        try:
+            fn(*args)
+        except Exception as exc:  # as the loop would report a failed callback of its own
+            asyncio.get_running_loop().call_exception_handler({
+                "message": f"Exception in callback {fn!r}", "exception": exc,
+            })
+
+
+def _flush_deliveries() -> None:
+    batch, _deliveries.batch = _deliveries.batch, None
+    for loop, calls in (batch or {}).items():
+        try:
+            loop.call_soon_threadsafe(_run_all, calls)
+        except RuntimeError:
+            pass  # that loop is closed: nobody is waiting
+
+
 def _call_on(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    batch = _deliveries.batch
+    if batch is not None:
+        batch.setdefault(loop, []).append((fn, args))
+        return
     try:
         loop.call_soon_threadsafe(fn, *args)
     except RuntimeError:

@@ -75,8 +75,24 @@ class SandboxWorker extends Worker {
     super.onmessage = handler === null ? null : (event) => this._inspect(event, handler);
   }
 
-  /** Take host calls out for Python; note the raw text of results; pass the rest on. */
+  /** Take host calls out for Python; note the raw text of results; pass the rest on.
+   * What one worker message brings leaves for Python in one write, in its order: its
+   * events (taken as the page library handles them, see run()), then its host calls;
+   * a result that settles with it follows in the same write (see send()). */
   _inspect(event, handler) {
+    const calls = [];
+    holding++;
+    try {
+      this._sort(event, handler, calls);
+    } finally {
+      holding--;
+      release();
+      for (const [msg, text, index] of calls) forwardHostCall(this, msg, text, index);
+      if (outbox.length) queueMicrotask(flush);
+    }
+  }
+
+  _sort(event, handler, calls) {
     const data = event.data;
     if (typeof data !== "string" || data.length > MAX_INSPECT_CHARS ||
         (!data.includes('"host_call"') && !data.includes('"result"'))) {
@@ -95,7 +111,7 @@ class SandboxWorker extends Worker {
     const rest = [];
     items.forEach((msg, index) => {
       if (msg && typeof msg === "object" && msg.type === "host_call" && typeof msg.id === "number") {
-        forwardHostCall(this, msg, data, batch ? index : -1);
+        calls.push([msg, data, batch ? index : -1]);
         return;
       }
       if (msg && typeof msg === "object" && msg.type === "result" && typeof msg.id === "number") {
@@ -117,14 +133,26 @@ const { snapshotSource } = await import("../page/snapshot.js");
 
 const encoder = new TextEncoder();
 
-/** Lines for Python, written together at the end of the current task: the events and
- * the result a worker posts in one batch leave in one write (each write is a syscall
- * and, on a busy machine, a thread switch). */
+/** Lines for Python, written together once the current message is handled: what a
+ * worker posts in one message, and a result that settles with it, leave in one write
+ * (each write is a syscall and, on a busy machine, a thread switch). */
 let outbox = [];
+/** >0 while a worker message is handled (SandboxWorker#_inspect): it flushes after. */
+let holding = 0;
+/** Runs whose events arrived while a worker message was handled (run(): take). */
+const taking = new Set();
 
 function send(message) {
   outbox.push(`${JSON.stringify(message)}\n`);
-  if (outbox.length === 1) queueMicrotask(flush);
+  // A microtask queued after the message was handled runs after the result's callback
+  // (queued while it was handled), so the result leaves with the events.
+  if (outbox.length === 1 && holding === 0) queueMicrotask(flush);
+}
+
+/** Send the events the runs took while a worker message was handled. */
+function release() {
+  for (const take of taking) take();
+  taking.clear();
 }
 
 function flush() {
@@ -266,20 +294,38 @@ async function run(rt, entry, msg, options) {
     settle(entry, msg, { type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(err) });
     return;
   }
-  for await (const event of handle.events) {
-    if (event.type === "run_started") {
-      entry.started.set(msg.id, handle);
-      if (entry.interrupted.has(msg.id)) handle.interrupt();
+  // Events go to Python as the page library takes them (at the end of the worker
+  // message that brought them: release()), never waiting for a consumer; the result as
+  // soon as it settles.
+  const stream = handle.events;
+  const take = () => {
+    for (const event of stream.drain()) {
+      if (event.type === "run_started") {
+        entry.started.set(msg.id, handle);
+        if (entry.interrupted.has(msg.id)) handle.interrupt();
+      }
+      send({ type: "event", rid: msg.rid, id: msg.id, event });
     }
-    send({ type: "event", rid: msg.rid, id: msg.id, event });
-  }
-  let result;
+  };
+  const push = stream._push;
+  stream._push = (event) => {
+    push.call(stream, event);
+    if (holding > 0) taking.add(take);
+    else take();
+  };
+  take();
+  let outcome;
   try {
-    result = await handle.result;
-  } catch (err) {
-    settle(entry, msg, { type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(err) });
+    outcome = { value: await handle.result };
+  } catch (error) {
+    outcome = { error };
+  }
+  take();
+  if ("error" in outcome) {
+    settle(entry, msg, { type: "rejected", rid: msg.rid, id: msg.id, error: errorOf(outcome.error) });
     return;
   }
+  const result = outcome.value;
   const worker = handle._host?.worker;
   const raw = worker?.raw?.get(handle.id);
   worker?.raw?.delete(handle.id);
@@ -354,15 +400,21 @@ function dispatch(msg) {
 
 send({ type: "hello", version: HOST_PROTOCOL_VERSION, deno: Deno.version.deno, v8: Deno.version.v8 });
 
-// Python -> host: one JSON message per line; end of input ends this process.
+// Python -> host: one JSON message per line; end of input ends this process. Read
+// straight into a buffer (no stream machinery per chunk).
 const decoder = new TextDecoder();
+const inbox = new Uint8Array(1 << 16);
 let pending = "";
-for await (const chunk of Deno.stdin.readable) {
-  pending += decoder.decode(chunk, { stream: true });
-  let newline;
-  while ((newline = pending.indexOf("\n")) >= 0) {
-    const line = pending.slice(0, newline);
-    pending = pending.slice(newline + 1);
+for (;;) {
+  const n = await Deno.stdin.read(inbox);
+  if (n === null) break;
+  const searchFrom = pending.length; // a long line: only the new text is searched
+  pending += decoder.decode(inbox.subarray(0, n), { stream: true });
+  let start = 0;
+  let newline = pending.indexOf("\n", searchFrom);
+  for (; newline >= 0; newline = pending.indexOf("\n", start)) {
+    const line = pending.slice(start, newline);
+    start = newline + 1;
     if (!line.trim()) continue;
     let msg;
     try {
@@ -377,6 +429,7 @@ for await (const chunk of Deno.stdin.readable) {
       log("error", `${msg?.type} failed: ${err?.stack ?? err}`);
     }
   }
+  pending = pending.slice(start);
 }
 for (const entry of runtimes.values()) entry.runtime?._disposeNow();
 // A snapshot made in this process may still be on its way to Cache Storage.
