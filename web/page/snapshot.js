@@ -11,7 +11,7 @@
 // hands it to the first worker, which reads it, checks its sha256 against
 // build-info.json's and its meta against its lock file like any snapshot, and
 // restores it; any failure falls back to a cold boot and the next worker makes the
-// page's own snapshot (the boot report says why). The page never reads the ~30 MB
+// page's own snapshot (the boot report says why). The page never reads the ~14 MB
 // itself: that would cost its thread long tasks.
 //
 // Where it lives (page side, never in the worker: the worker runs untrusted code and
@@ -189,7 +189,7 @@ export function shippedSnapshotMismatch(entry) {
 
 /**
  * Fetch the build's shipped snapshot (next to build-info.json) as a Blob: the page
- * never reads its bytes on its own thread (an ArrayBuffer of ~30 MB, or a Subresource
+ * never reads its bytes on its own thread (an ArrayBuffer of ~14 MB, or a Subresource
  * Integrity check, costs the page's thread long tasks in Chromium); the worker checks
  * its sha256 (readPackedSnapshot). Resolves to a PackedSnapshot; throws SnapshotError.
  */

@@ -30,7 +30,7 @@
 // which reads it, checks its sha256 against build-info.json's and its meta against its
 // lock file like any snapshot, and restores it; any failure falls back to a cold boot
 // and the next worker makes the page's own snapshot (the boot report says why). The
-// page never reads the ~30 MB itself: that would cost its thread long tasks.
+// page never reads the ~14 MB itself: that would cost its thread long tasks.
 //
 // Where it lives (page side, never in the worker: the worker runs untrusted code and
 // must not be able to write what later workers restore)
@@ -204,7 +204,7 @@ function checkMeta(meta) {
 /**
  * A packed snapshot: the container file as a Blob plus the sha256 it must have, as the
  * page hands over the shipped one (and the one read back from Cache Storage) without
- * reading its ~30 MB on its own thread. The worker reads, checks and unpacks it
+ * reading its ~14 MB on its own thread. The worker reads, checks and unpacks it
  * (readPackedSnapshot) before restoring.
  * @typedef {{ packed: Blob, sha256: string, from: string }} PackedSnapshot
  */
