@@ -44,6 +44,28 @@ def test_the_module_graph_follows_the_imports() -> None:
             assert not [t for t in targets if t.startswith(("page/", "worker/"))], name
 
 
+def test_the_first_visit_page_preloads_the_page_side_module_graph() -> None:
+    """web/demos/first-visit.html asks for every module monty-runtime.js imports at once
+    (modulepreload): its list is that static import graph, no more, no less."""
+    graph: set[str] = set()
+    todo = ["monty-runtime.js"]
+    while todo:
+        name = todo.pop()
+        if name in graph:
+            continue
+        graph.add(name)
+        text = "\n".join(
+            line for line in (WEB / name).read_text().splitlines()
+            if not line.lstrip().startswith(("//", "/*", "*"))
+        )
+        for spec in re.findall(r"""from\s*["'](\.{1,2}/[\w./-]+)["']""", text):
+            todo.append(posixpath.normpath(posixpath.join(posixpath.dirname(name), spec)))
+    page = (WEB / "demos" / "first-visit.html").read_text()
+    listed = re.search(r"for \(const name of \[(.*?)\]\)", page, re.S)
+    assert listed is not None
+    assert set(re.findall(r'"([\w./-]+\.js)"', listed.group(1))) == graph
+
+
 def test_export_writes_the_runtime_only(tmp_path: Path) -> None:
     result = export(tmp_path / "site", headers=["netlify", "vercel"])
     runtime = tmp_path / "site" / "monty-runtime"
