@@ -17,8 +17,8 @@
 //   * meta: the Pyodide version and the sha256 of every package it holds, checked by
 //     the worker against its lock file before restoring, and how many bytes at the
 //     start of the memory are stored as a delta against the memory Pyodide's module has
-//     right after instantiation (`memoryXor`, see worker/snapshot.js: a third less to
-//     download).
+//     right after instantiation (`memoryXor`, see worker/snapshot.js: about 1.2 MB
+//     less to download).
 // The snapshot is taken before anything page-specific exists (no host functions, no
 // message handlers into Python, no interrupt buffer, no session): worker.js runs those
 // steps after a cold boot and after a restore alike.
