@@ -216,6 +216,65 @@ test("a maker stopped before it could try hands the job to a waiting worker", as
   assert.ok(c.snapshot);
 });
 
+// Where a second worker's acquire() can land while the first one's lookup is under way:
+// `lookup` resolves the download of the shipped snapshot (the lookup's last await).
+const SECOND_ACQUIRE_AT = [
+  ["the same tick", async () => {}],
+  ...[1, 2, 3, 5, 8, 13].map((n) => [`${n} microtasks later`, async () => {
+    for (let i = 0; i < n; i++) await Promise.resolve();
+  }]),
+  ["0 ms later", () => new Promise((r) => setTimeout(r, 0))],
+  ["on the snapshot's request", (events) => events.requested],
+  ["right after the download", (events) => events.downloaded],
+];
+
+for (const shippedOk of [true, false]) {
+  for (const [when, wait] of SECOND_ACQUIRE_AT) {
+    const outcome = shippedOk ? "both restore the shipped snapshot" : "one makes it, the other waits";
+    test(`a second acquire ${when} in the first's lookup: ${outcome}`, async (t) => {
+      const { packed, info } = await shippedFixture();
+      let release;
+      const gate = new Promise((r) => { release = r; });
+      let requested;
+      const events = { requested: new Promise((r) => { requested = r; }), downloaded: null };
+      events.downloaded = events.requested.then(() => gate);
+      let downloads = 0;
+      t.mock.method(globalThis, "fetch", async (url) => {
+        if (String(url).endsWith("build-info.json")) return Response.json(info);
+        downloads++;
+        requested();
+        await gate;
+        return shippedOk ? new Response(packed) : new Response("gone", { status: 404 });
+      });
+      const src = new SnapshotSource({ buildInfoURL: "http://x/dist/build-info.json", persist: false });
+      const pa = src.acquire();
+      const pb = wait(events).then(() => src.acquire());
+      setTimeout(release, 10);
+      const a = await pa;
+      if (shippedOk) {
+        const b = await pb;
+        assert.equal(a.note, "shipped");
+        assert.equal(b.note, "shipped");
+        assert.equal(a.make || b.make, false);
+        assert.equal(b.snapshot, a.snapshot);
+      } else {
+        assert.equal(a.make, true);
+        assert.equal(src.state, "making");
+        let bSettled = false;
+        pb.then(() => { bSettled = true; });
+        await new Promise((r) => setTimeout(r, 5));
+        assert.equal(bSettled, false, "the second worker waits for the maker");
+        const snap = sample();
+        src.offer(snap);
+        const b = await pb;
+        assert.equal(b.make, false);
+        assert.equal(b.snapshot, snap);
+      }
+      assert.equal(downloads, 1);
+    });
+  }
+}
+
 // ------------------------------------------------------------------ shipped snapshot
 
 async function sha256hex(blob) {

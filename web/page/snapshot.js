@@ -412,14 +412,17 @@ export class SnapshotSource {
    */
   async acquire() {
     let lookupMs = 0;
-    if (this.key === null && this.state !== "off") {
+    if (!this._lookup && this.key === null && this.state !== "off") {
+      this._lookupStarted = performance.now();
+      this._lookup = this._lookupOnce().finally(() => {
+        this._lookup = null;
+      });
+    }
+    // A lookup in flight is waited for even once it knows the key: until it ends, the
+    // state does not say yet whether a stored or shipped snapshot exists, and a worker
+    // deciding now would boot cold beside the one about to restore (or make) it.
+    if (this._lookup) {
       const t0 = performance.now();
-      if (!this._lookup) {
-        this._lookupStarted = performance.now();
-        this._lookup = this._lookupOnce().finally(() => {
-          this._lookup = null;
-        });
-      }
       await this._lookup;
       lookupMs = performance.now() - t0;
     }
