@@ -13,11 +13,13 @@ Writes ``web/dist/``:
   the three wheels above, written by ``pyodide lockfile add-wheels`` (pyodide-build).
   Every ``file_name`` in it is relative: the worker passes the lock file's directory
   as ``packageBaseUrl``, so packages resolve from the page's own origin;
-* ``snapshot.bin`` - a memory snapshot of a booted worker (Pyodide with monty_runtime
-  imported), made in Deno (which has JSPI, as Chromium and Firefox do) from the files
-  above by ``scripts/make-snapshot.mjs``; a first visit restores it instead of booting
-  cold where JSPI is as it was when it was made (``web/page/snapshot.js``);
-* ``.gz``/``.br`` next to ``snapshot.bin``, ``pyodide-lock.json`` and Pyodide's
+* ``snapshot.bin`` and ``snapshot-jsc.bin`` - memory snapshots of a booted worker
+  (Pyodide with monty_runtime imported), made in Deno from the files above by
+  ``scripts/make-snapshot.mjs``: the first as V8 and SpiderMonkey boot Pyodide (JSPI on),
+  the second as JavaScriptCore does (JSPI off, and its WebAssembly table's own function
+  objects). A first visit restores the one whose engine traits are this engine's
+  instead of booting cold (``web/page/snapshot.js``, ``engineTraits``);
+* ``.gz``/``.br`` next to the snapshots, ``pyodide-lock.json`` and Pyodide's
   ``pyodide.asm.wasm``/``pyodide.asm.mjs`` (``scripts/precompress.mjs``), for servers
   that serve precompressed files (docs/first-visit.md);
 * ``build-info.json`` - versions and hashes, for the page and the tests.
@@ -84,6 +86,12 @@ PATH_PYTHONS: tuple[str, ...] = ("python3.13", "python3.12")
 PYENV_GLOBS: tuple[str, ...] = ("/root/.pyenv/versions/3.1[2-9]*",)
 BUILD_VENV = ".venv-build"
 SNAPSHOT_FILE = "snapshot.bin"
+#: The shipped snapshots: file name and make-snapshot.mjs's flags. Each is restored where
+#: the engine's traits are those it was made with (web/shared/snapshot-format.js).
+SNAPSHOTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (SNAPSHOT_FILE, ()),  # Chromium, Firefox (V8, SpiderMonkey: JSPI)
+    ("snapshot-jsc.bin", ("--no-jspi", "--as-jsc")),  # WebKit (JavaScriptCore)
+)
 # Made by the snapshot step; a change to any of these makes a new snapshot.
 SNAPSHOT_INPUTS: tuple[str, ...] = (
     "scripts/make-snapshot.mjs",
@@ -100,7 +108,7 @@ SNAPSHOT_INPUTS: tuple[str, ...] = (
 )
 # Served precompressed (relative to web/); python_stdlib.zip is compressed already.
 PRECOMPRESSED: tuple[str, ...] = (
-    f"dist/{SNAPSHOT_FILE}",
+    *(f"dist/{name}" for name, _flags in SNAPSHOTS),
     "dist/pyodide-lock.json",
     "node_modules/pyodide/pyodide.asm.wasm",
     "node_modules/pyodide/pyodide.asm.mjs",
@@ -388,14 +396,14 @@ class _Builder:
             extra, status[0] = self.fetch_extra_wheels()
         with self.step("lockfile") as status:
             lock_file, status[0] = self.write_lock_file([wheel, *extra])
-        snapshot: dict[str, Any] | None = None
+        snapshots: list[dict[str, Any]] | None = None
         if self.with_snapshot:
             with self.step("snapshot") as status:
-                snapshot, status[0] = self.make_snapshot(lock_file)
+                snapshots, status[0] = self.make_snapshots(lock_file)
             with self.step("compress") as status:
                 status[0] = self.precompress()
         with self.step("info") as status:
-            info = self.write_build_info(wheel, extra, snapshot)
+            info = self.write_build_info(wheel, extra, snapshots)
             status[0] = "written (build-info.json)"
         _write_json(self.dist / STATE_FILE, self.state)
         self.log(f"build: finished in {time.perf_counter() - total:.2f} s -> {self.dist}")
@@ -608,21 +616,34 @@ class _Builder:
             if entry.get("sha256") != _sha256(wheel):
                 raise BuildError(f"{lock_file}: sha256 of {wheel.name} does not match the file")
 
-    # 6. the shipped memory snapshot (Deno boots Pyodide as a worker does, and snapshots)
-    def make_snapshot(self, lock_file: Path) -> tuple[dict[str, Any], str]:
-        out = self.dist / SNAPSHOT_FILE
+    # 6. the shipped memory snapshots (Deno boots Pyodide as a worker does, and snapshots)
+    def make_snapshots(self, lock_file: Path) -> tuple[list[dict[str, Any]], str]:
+        entries: list[dict[str, Any]] = []
+        notes: list[str] = []
+        for name, flags in SNAPSHOTS:
+            entry, note = self.make_snapshot(lock_file, name, flags)
+            entries.append(entry)
+            notes.append(note)
+        verdict = "cached" if all(n.startswith("cached") for n in notes) else "made"
+        return entries, f"{verdict} ({'; '.join(n.split(' ', 1)[1].strip('()') for n in notes)})"
+
+    def make_snapshot(
+        self, lock_file: Path, name: str = SNAPSHOT_FILE, flags: tuple[str, ...] = ()
+    ) -> tuple[dict[str, Any], str]:
+        out = self.dist / name
         inputs = {
             "lock": _sha256(lock_file),
-            "files": {name: _sha256(self.project / name) for name in SNAPSHOT_INPUTS},
+            "files": {n: _sha256(self.project / n) for n in SNAPSHOT_INPUTS},
             "maker": "deno",  # a snapshot made in Node (no JSPI) before is made again
+            "flags": list(flags),
         }
-        previous = self.state.get("snapshot", {})
+        previous = self.state.get("snapshots", {}).get(name, {})
         if (
             previous.get("inputs") == inputs
             and out.is_file()
             and _sha256(out) == previous.get("sha256")
         ):
-            return previous["entry"], f"cached ({SNAPSHOT_FILE})"
+            return previous["entry"], f"cached ({name})"
         deno = find_deno()
         # Read: the project and Pyodide's folder (web/node_modules may be a link);
         # write: web/dist only.
@@ -640,36 +661,45 @@ class _Builder:
                     str(self.project / "scripts" / "make-snapshot.mjs"),
                     str(self.dist),
                     str(out),
+                    *flags,
                 ],
                 cwd=self.project,
-                what="making the memory snapshot in Deno (scripts/make-snapshot.mjs)",
+                what=f"making the memory snapshot {name} in Deno (scripts/make-snapshot.mjs)",
                 env={"DENO_NO_UPDATE_CHECK": "1", "NO_COLOR": "1"},
             )
             .strip()
             .splitlines()[-1]
         )
         made = json.loads(line)
-        if made.get("madeIn") != "deno" or made.get("jspi") is not True:
+        as_jsc = "--as-jsc" in flags
+        wanted = {"madeIn": "deno", "jspi": not as_jsc, "tableIdentity": not as_jsc}
+        if any(made.get(key) != value for key, value in wanted.items()):
             raise BuildError(
-                f"{deno} made the snapshot without JSPI ({line}): the page restores it only "
-                "in engines without JSPI; use a Deno with JSPI (2.4 or newer)"
+                f"{deno} made {name} with other engine traits than asked for ({line}, wanted "
+                f"{json.dumps(wanted)}); use a Deno with JSPI (2.4 or newer)"
             )
         digest = hashlib.sha256(out.read_bytes())
         entry = {
-            "file": SNAPSHOT_FILE,
+            "file": name,
             "sha256": digest.hexdigest(),
             "integrity": "sha256-" + base64.b64encode(digest.digest()).decode("ascii"),
             "bytes": out.stat().st_size,
             "made_in": made["madeIn"],
-            # Pyodide keeps in the snapshot whether JSPI was on: the page restores it only
-            # where that is the same (web/page/snapshot.js, shippedSnapshotMismatch).
+            # The engine traits Pyodide's boot left in the snapshot's memory: the page
+            # restores it only where they are the same (web/shared/snapshot-format.js,
+            # engineTraits).
             "jspi": made["jspi"],
+            "table_identity": made["tableIdentity"],
+            "trampoline": made["trampoline"],
         }
-        self.state["snapshot"] = {"inputs": inputs, "sha256": entry["sha256"], "entry": entry}
+        self.state.setdefault("snapshots", {})[name] = {
+            "inputs": inputs, "sha256": entry["sha256"], "entry": entry,
+        }
         size = out.stat().st_size / 1e6
         return entry, (
-            f"made ({SNAPSHOT_FILE}, {size:.1f} MB in {float(made['ms']) / 1000:.1f} s, "
-            f"{made['madeIn']}, JSPI {'on' if made['jspi'] else 'off'})"
+            f"made ({name}, {size:.1f} MB in {float(made['ms']) / 1000:.1f} s, "
+            f"{made['madeIn']}, JSPI {'on' if made['jspi'] else 'off'}"
+            f"{', as JavaScriptCore' if as_jsc else ''})"
         )
 
     # 7. .gz/.br next to the big files
@@ -708,7 +738,7 @@ class _Builder:
 
     # 8. build-info.json
     def write_build_info(
-        self, wheel: Path, extra: list[Path], snapshot: dict[str, Any] | None = None
+        self, wheel: Path, extra: list[Path], snapshots: list[dict[str, Any]] | None = None
     ) -> dict[str, Any]:
         info: dict[str, Any] = {
             "pyodide_version": PYODIDE_VERSION,
@@ -718,8 +748,8 @@ class _Builder:
             "lock_file": "pyodide-lock.json",
             "extra_wheels": {p.name: _sha256(p) for p in extra},
         }
-        if snapshot is not None:
-            info["snapshot"] = snapshot
+        if snapshots:
+            info["snapshots"] = snapshots
         _write_json(self.dist / "build-info.json", info)
         return info
 

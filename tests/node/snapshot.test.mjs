@@ -13,17 +13,21 @@ import {
   SnapshotError,
   checkSnapshotObject,
   isPackedSnapshot,
+  engineTraits,
   jspiAvailable,
   lockPackages,
   nonZeroRuns,
   packSnapshot,
+  pyodideTrampoline,
   readPackedSnapshot,
   snapshotMismatch,
   snapshotUnsupported,
+  traitsMismatch,
   unpackSnapshot,
+  wasmTableIdentity,
 } from "../../web/shared/snapshot-format.js";
 import {
-  SnapshotSource, shippedSnapshotEntry, shippedSnapshotMismatch, snapshotKey,
+  SnapshotSource, shippedSnapshotEntries, shippedSnapshotFor, shippedSnapshotMismatch, snapshotKey,
 } from "../../web/page/snapshot.js";
 import { initialImage, restoringMemory, withBootAssets, xorMemory } from "../../web/worker/snapshot.js";
 
@@ -285,10 +289,11 @@ async function sha256hex(blob) {
 async function shippedFixture() {
   const packed = packSnapshot(sample());
   const sha256 = await sha256hex(packed);
-  // Made where JSPI is as it is here (Node: none), so it fits.
+  // Made with this engine's traits (Node: no JSPI), so it fits.
+  const traits = engineTraits();
   const entry = { file: "snapshot.bin", sha256, integrity: "sha256-x", bytes: packed.size, made_in: "deno",
-                  jspi: jspiAvailable() };
-  return { packed, sha256, entry, info: { ...BUILD_INFO, snapshot: entry } };
+                  jspi: traits.jspi, table_identity: traits.tableIdentity, trampoline: traits.trampoline };
+  return { packed, sha256, entry, info: { ...BUILD_INFO, snapshots: [entry] } };
 }
 
 test("a packed snapshot is read back whole in the worker, its sha256 checked", async () => {
@@ -303,33 +308,75 @@ test("a packed snapshot is read back whole in the worker, its sha256 checked", a
     (err) => err instanceof SnapshotError && /shipped snapshot is damaged or from another build/.test(err.message));
 });
 
-test("build-info's snapshot entry is checked before anything is fetched", () => {
-  assert.equal(shippedSnapshotEntry(BUILD_INFO), null);
+test("build-info's snapshot entries are checked before anything is fetched", () => {
+  assert.deepStrictEqual(shippedSnapshotEntries(BUILD_INFO), []);
+  assert.equal(shippedSnapshotFor(BUILD_INFO), null);
   const good = { file: "snapshot.bin", sha256: "a".repeat(64), integrity: "sha256-x", bytes: 1 };
-  assert.deepStrictEqual(shippedSnapshotEntry({ snapshot: good }), good);
+  assert.deepStrictEqual(shippedSnapshotEntries({ snapshots: [good] }), [good]);
   for (const bad of [{ ...good, file: "../x.bin" }, { ...good, file: "https://evil/x.bin" },
-    { ...good, sha256: "zz" }, { ...good, integrity: "md5-x" }, { ...good, jspi: "yes" }, "snapshot.bin"]) {
-    assert.throws(() => shippedSnapshotEntry({ snapshot: bad }), SnapshotError, JSON.stringify(bad));
+    { ...good, sha256: "zz" }, { ...good, integrity: "md5-x" }, { ...good, jspi: "yes" },
+    { ...good, table_identity: 1 }, { ...good, trampoline: "no" }, "snapshot.bin", null]) {
+    assert.throws(() => shippedSnapshotEntries({ snapshots: [good, bad] }), SnapshotError, JSON.stringify(bad));
+  }
+  for (const list of [good, "snapshot.bin", Array(9).fill(good)]) {
+    assert.throws(() => shippedSnapshotEntries({ snapshots: list }), /malformed "snapshots" list/);
   }
 });
 
-test("the shipped snapshot fits only where JSPI is as it was when it was made", () => {
-  const here = jspiAvailable();
-  assert.equal(here, "Suspending" in WebAssembly || "Suspender" in WebAssembly);
-  const good = { file: "snapshot.bin", sha256: "a".repeat(64), integrity: "sha256-x", bytes: 1, made_in: "deno" };
-  assert.equal(shippedSnapshotMismatch({ ...good, jspi: here }), null);
-  assert.match(shippedSnapshotMismatch({ ...good, jspi: !here }),
-    here ? /made without JSPI \(in deno\) and this engine has it/ : /made with JSPI \(in deno\) and this engine lacks it/);
-  assert.match(shippedSnapshotMismatch(good), /does not say whether it was made with JSPI/);
+// The engines of the browser matrix, by their traits.
+const V8 = { jspi: true, tableIdentity: true, trampoline: true };
+const JSC = { jspi: false, tableIdentity: false, trampoline: true };
+const IOS = { jspi: false, tableIdentity: false, trampoline: false };
+
+test("this engine's traits are found as Pyodide's boot finds them", () => {
+  const traits = engineTraits();
+  assert.equal(traits.jspi, jspiAvailable());
+  assert.equal(traits.jspi, "Suspending" in WebAssembly || "Suspender" in WebAssembly);
+  assert.equal(traits.tableIdentity, wasmTableIdentity());
+  assert.equal(traits.tableIdentity, true); // Node is V8
+  assert.equal(traits.trampoline, pyodideTrampoline());
+  assert.equal(traits.trampoline, true);
 });
 
-test("a worker refuses a snapshot made with JSPI other than its own", () => {
-  const here = jspiAvailable();
+test("a shipped snapshot fits only an engine with the traits it was made with", () => {
+  const good = { file: "snapshot.bin", sha256: "a".repeat(64), integrity: "sha256-x", bytes: 1, made_in: "deno" };
+  const v8 = { ...good, jspi: true, table_identity: true, trampoline: true };
+  const jsc = { ...good, file: "snapshot-jsc.bin", jspi: false, table_identity: false, trampoline: true };
+  assert.equal(shippedSnapshotMismatch(v8, V8), null);
+  assert.equal(shippedSnapshotMismatch(jsc, JSC), null);
+  assert.match(shippedSnapshotMismatch(v8, JSC), /made with JSPI and this engine lacks it \(made in deno\)/);
+  assert.match(shippedSnapshotMismatch(jsc, V8), /made without JSPI and this engine has it/);
+  assert.match(shippedSnapshotMismatch({ ...jsc, jspi: true }, V8),
+    /made where a WebAssembly table hands out functions of its own \(JavaScriptCore\) and this engine does so/);
+  assert.match(shippedSnapshotMismatch(jsc, IOS), /with Pyodide's WebAssembly call trampoline and this engine goes without/);
+  assert.match(shippedSnapshotMismatch(good, V8), /does not say whether it was made with JSPI/);
+  // An entry of an older build without the newer traits is checked on JSPI alone.
+  assert.equal(shippedSnapshotMismatch({ ...good, jspi: true }, V8), null);
+
+  // Each engine gets its own of the build's two; one without a fitting one is told why.
+  const info = { snapshots: [v8, jsc] };
+  assert.equal(shippedSnapshotFor(info, V8), v8);
+  assert.equal(shippedSnapshotFor(info, JSC), jsc);
+  assert.throws(() => shippedSnapshotFor(info, IOS),
+    (err) => err instanceof SnapshotError && /^snapshot.bin: it was made with JSPI/.test(err.message) &&
+      /; snapshot-jsc.bin: it was made with Pyodide's WebAssembly call trampoline/.test(err.message));
+  assert.throws(() => shippedSnapshotFor({ snapshots: [v8] }, JSC),
+    (err) => /^it was made with JSPI and this engine lacks it/.test(err.message));
+});
+
+test("a worker refuses a snapshot made with engine traits other than its own", () => {
+  const here = engineTraits();
   const meta = { ...sample().meta };
-  assert.equal(snapshotMismatch({ ...meta, jspi: here }, LOCK, VERSION), null);
+  assert.equal(snapshotMismatch({ ...meta, ...here }, LOCK, VERSION), null);
   assert.equal(snapshotMismatch(meta, LOCK, VERSION), null); // not recorded: made in this page before
-  assert.match(snapshotMismatch({ ...meta, jspi: !here }, LOCK, VERSION),
-    here ? /made without JSPI and this engine has it/ : /made with JSPI and this engine lacks it/);
+  assert.match(snapshotMismatch({ ...meta, jspi: !here.jspi }, LOCK, VERSION),
+    here.jspi ? /does not fit this engine: it was made without JSPI and this engine has it/
+      : /does not fit this engine: it was made with JSPI and this engine lacks it/);
+  assert.match(snapshotMismatch({ ...meta, tableIdentity: !here.tableIdentity }, LOCK, VERSION),
+    /WebAssembly table/);
+  assert.match(snapshotMismatch({ ...meta, trampoline: !here.trampoline }, LOCK, VERSION), /trampoline/);
+  assert.equal(traitsMismatch(JSC, JSC), null);
+  assert.match(traitsMismatch(V8, JSC), /made with JSPI and this engine lacks it/);
 });
 
 test("a first visit uses the shipped snapshot; a missing one means the first worker makes it", async (t) => {
@@ -362,7 +409,7 @@ test("a first visit uses the shipped snapshot; a missing one means the first wor
 
 test("a shipped snapshot made with other JSPI is not downloaded; the first worker makes one", async (t) => {
   const { info } = await shippedFixture();
-  const other = { ...info, snapshot: { ...info.snapshot, jspi: !jspiAvailable() } };
+  const other = { ...info, snapshots: [{ ...info.snapshots[0], jspi: !jspiAvailable() }] };
   const fetched = [];
   t.mock.method(globalThis, "fetch", async (url) => {
     fetched.push(String(url));
@@ -371,7 +418,7 @@ test("a shipped snapshot made with other JSPI is not downloaded; the first worke
   const src = new SnapshotSource({ buildInfoURL: "http://x/dist/build-info.json", persist: false });
   const plan = await src.acquire();
   assert.equal(plan.make, true);
-  assert.match(plan.problem, /shipped snapshot not used: it was made with(out)? JSPI \(in deno\)/);
+  assert.match(plan.problem, /shipped snapshot not used: it was made with(out)? JSPI and this engine (has|lacks) it \(made in deno\)/);
   assert.deepStrictEqual(fetched, ["http://x/dist/build-info.json"]);
 });
 

@@ -192,20 +192,35 @@ BROTLI_SHA256_JS = (
 
 def test_build_ships_a_snapshot_of_this_build_with_compressed_copies(built: BuildResult) -> None:
     info = json.loads((DIST / "build-info.json").read_text())
-    entry = info["snapshot"]
+    # One made as V8 and SpiderMonkey boot Pyodide, one as JavaScriptCore does (Pyodide
+    # keeps those engine traits in the snapshot; the page and the worker check them).
+    traits = {
+        e["file"]: (e["made_in"], e["jspi"], e["table_identity"], e["trampoline"])
+        for e in info["snapshots"]
+    }
+    assert traits == {
+        "snapshot.bin": ("deno", True, True, True),
+        "snapshot-jsc.bin": ("deno", False, False, True),
+    }
+    for entry in info["snapshots"]:
+        _check_shipped_snapshot(info, entry)
+
+
+def _check_shipped_snapshot(info: dict[str, Any], entry: dict[str, Any]) -> None:
     path = DIST / entry["file"]
     digest = hashlib.sha256(path.read_bytes())
     assert entry["sha256"] == digest.hexdigest() and entry["bytes"] == path.stat().st_size
     assert entry["integrity"] == "sha256-" + base64.b64encode(digest.digest()).decode()
-    # Made in Deno with JSPI on (Pyodide keeps that in the snapshot; the page checks it).
-    assert (entry["made_in"], entry["jspi"]) == ("deno", True)
-    # The container (web/shared/snapshot-format.js): magic, then meta naming this build's packages.
+    # The container (web/shared/snapshot-format.js): magic, then meta naming this build's
+    # packages and the engine traits of the build-info entry.
     data = path.read_bytes()
     assert data[:8] == b"MONTYSN1"
     meta_len = int.from_bytes(data[8:12], "little")
     meta = json.loads(data[32 : 32 + meta_len])
     assert meta["pyodideVersion"] == "314.0.7"
-    assert (meta["madeIn"], meta["jspi"]) == ("deno", True)
+    assert (meta["madeIn"], meta["jspi"], meta["tableIdentity"], meta["trampoline"]) == (
+        entry["made_in"], entry["jspi"], entry["table_identity"], entry["trampoline"],
+    )
     assert meta["packages"]["monty-runtime"] == info["wheel_sha256"]
     assert "monty_runtime.worker" in meta["preload"]
     # The start of its memory is a delta against Pyodide's memory as instantiated (its
@@ -224,6 +239,9 @@ def test_build_ships_a_snapshot_of_this_build_with_compressed_copies(built: Buil
     delta = pyodide[memory_at : memory_at + meta["memoryXor"]]
     assert meta["memoryXor"] > 1_000_000 and len(delta) == meta["memoryXor"]
     assert delta.count(0) > 0.8 * len(delta)
+
+
+def test_build_ships_compressed_copies_and_rebuilds_nothing_unchanged(built: BuildResult) -> None:
     # Precompressed copies decode to the very bytes served uncompressed.
     web = PROJECT_ROOT / "web"
     for name in _build.PRECOMPRESSED:

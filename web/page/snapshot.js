@@ -3,16 +3,16 @@
 // (dist/snapshot.bin), Cache Storage, memory; and the SnapshotSource that plans each
 // worker's boot with them (pool.js).
 //
-// Where it comes from on a first visit: the build ships one (dist/snapshot.bin, made
-// at build time by scripts/make-snapshot.mjs in Deno; named with its sha256 in
-// build-info.json's "snapshot" entry, which also says whether JSPI was on when it was
-// made). With no snapshot in Cache Storage, and JSPI here as in the shipped one (see
-// jspiAvailable), the page fetches it as a Blob (it may be served compressed) and
-// hands it to the first worker, which reads it, checks its sha256 against
-// build-info.json's and its meta against its lock file like any snapshot, and
-// restores it; any failure falls back to a cold boot and the next worker makes the
-// page's own snapshot (the boot report says why). The page never reads the ~14 MB
-// itself: that would cost its thread long tasks.
+// Where it comes from on a first visit: the build ships them (dist/snapshot.bin for
+// Chromium and Firefox, dist/snapshot-jsc.bin for WebKit, made at build time by
+// scripts/make-snapshot.mjs in Deno; listed with their sha256 and the engine traits they
+// were made with in build-info.json's "snapshots"). With no snapshot in Cache Storage,
+// the page fetches the one whose traits are this engine's (engineTraits) as a Blob (it
+// may be served compressed) and hands it to the first worker, which reads it, checks its
+// sha256 against build-info.json's and its meta against its lock file and its engine
+// like any snapshot, and restores it; any failure falls back to a cold boot and the
+// next worker makes the page's own snapshot (the boot report says why). The page never
+// reads the ~14 MB itself: that would cost its thread long tasks.
 //
 // Where it lives (page side, never in the worker: the worker runs untrusted code and
 // must not be able to write what later workers restore)
@@ -25,7 +25,8 @@
 
 import { httpFailure } from "../shared/hints.js";
 import {
-  SNAPSHOT_FORMAT, SnapshotError, checkSnapshotObject, hex, jspiAvailable, packSnapshot, snapshotUnsupported,
+  SNAPSHOT_FORMAT, SnapshotError, checkSnapshotObject, engineTraits, hex, packSnapshot, snapshotUnsupported,
+  traitsMismatch,
 } from "../shared/snapshot-format.js";
 
 /** @typedef {import("../shared/snapshot-format.js").Snapshot} Snapshot */
@@ -138,16 +139,18 @@ export async function deleteCachedSnapshot(key = undefined) {
 
 // ------------------------------------------------------------------ page side: shipped
 
-// On by default where it fits: the build makes the shipped snapshot in Deno, with JSPI,
-// and build-info.json says so ("jspi": true); Pyodide keeps that in the snapshot (see
-// jspiAvailable). An engine with JSPI (Chromium, Firefox) restores it; one without
-// (WebKit) does not download it: its first worker boots cold and makes the page's own
-// snapshot, and rt.boot.reason says why. The worker checks again (snapshotMismatch).
+// On by default where one fits: the build makes its shipped snapshots in Deno, one as
+// Chromium and Firefox boot Pyodide and one as WebKit does, and build-info.json lists
+// each with the engine traits it was made with (engineTraits: JSPI, how the engine's
+// WebAssembly table hands out functions, Pyodide's call trampoline); Pyodide keeps them
+// in the snapshot's memory. The page downloads the one whose traits are its own; where
+// none fits, its first worker boots cold and makes the page's own snapshot, and
+// rt.boot.reason says why. The worker checks again (snapshotMismatch).
 let shippedEnabled = true;
 
 /**
- * Whether a first visit uses the snapshot shipped with the build (default true; it is
- * used only where JSPI is as it was when it was made, see above). With false, the
+ * Whether a first visit uses a snapshot shipped with the build (default true; one is
+ * used only where its engine traits are this engine's, see above). With false, the
  * page's first worker boots cold and makes the snapshot itself (a page on a metered
  * connection may prefer that: the shipped snapshot is a download of its own).
  * Takes effect for snapshot lookups that have not started yet.
@@ -159,32 +162,60 @@ export function useShippedSnapshot(enabled) {
 }
 
 const SHIPPED_NAME = /^[A-Za-z0-9._-]+\.bin$/;
+const MAX_SHIPPED = 8;
 
-/** The `snapshot` entry of build-info.json, checked: {file, sha256, integrity, bytes,
- * made_in, jspi}. */
-export function shippedSnapshotEntry(buildInfo) {
-  const entry = buildInfo?.snapshot;
-  if (entry == null) return null;
-  if (typeof entry !== "object" || typeof entry.file !== "string" || !SHIPPED_NAME.test(entry.file) ||
+function checkShippedEntry(entry) {
+  const optionalBoolean = (value) => value === undefined || typeof value === "boolean";
+  if (entry === null || typeof entry !== "object" || typeof entry.file !== "string" ||
+      !SHIPPED_NAME.test(entry.file) ||
       typeof entry.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(entry.sha256) ||
       typeof entry.integrity !== "string" || !entry.integrity.startsWith("sha256-") ||
-      (entry.jspi !== undefined && typeof entry.jspi !== "boolean")) {
-    throw new SnapshotError("build-info.json has a malformed \"snapshot\" entry");
+      !optionalBoolean(entry.jspi) || !optionalBoolean(entry.table_identity) ||
+      !optionalBoolean(entry.trampoline)) {
+    throw new SnapshotError("build-info.json has a malformed entry in \"snapshots\"");
   }
   return entry;
 }
 
-/** Why the shipped snapshot `entry` does not fit this engine, or null when it does: it
- * must say whether JSPI was on when it was made, and JSPI must be the same here. */
-export function shippedSnapshotMismatch(entry) {
-  const here = jspiAvailable();
+/** The `snapshots` of build-info.json, each checked: [{file, sha256, integrity, bytes,
+ * made_in, jspi, table_identity, trampoline}] (empty when the build ships none). */
+export function shippedSnapshotEntries(buildInfo) {
+  const list = buildInfo?.snapshots;
+  if (list == null) return [];
+  if (!Array.isArray(list) || list.length > MAX_SHIPPED) {
+    throw new SnapshotError("build-info.json has a malformed \"snapshots\" list");
+  }
+  return list.map(checkShippedEntry);
+}
+
+/** Why the shipped snapshot `entry` does not fit an engine with `here` (default: this
+ * one), or null when it does: it must say whether JSPI was on when it was made, and
+ * every trait it records must be the engine's. */
+export function shippedSnapshotMismatch(entry, here = engineTraits()) {
   if (typeof entry.jspi !== "boolean") {
     return `build-info.json does not say whether it was made with JSPI (made in ${entry.made_in ?? "?"}: ` +
       "rebuild web/dist)";
   }
-  if (entry.jspi === here) return null;
-  return `it was made ${entry.jspi ? "with" : "without"} JSPI (in ${entry.made_in ?? "?"}) and this engine ` +
-    `${here ? "has" : "lacks"} it`;
+  const why = traitsMismatch({ jspi: entry.jspi, tableIdentity: entry.table_identity, trampoline: entry.trampoline },
+    here);
+  return why === null ? null : `${why} (made in ${entry.made_in ?? "?"})`;
+}
+
+/**
+ * The shipped snapshot for an engine with `here` (default: this one): the first entry
+ * of build-info.json's `snapshots` that fits it; null when the build ships none.
+ * Throws SnapshotError saying why each one does not fit.
+ */
+export function shippedSnapshotFor(buildInfo, here = engineTraits()) {
+  const entries = shippedSnapshotEntries(buildInfo);
+  if (entries.length === 0) return null;
+  const why = [];
+  for (const entry of entries) {
+    const mismatch = shippedSnapshotMismatch(entry, here);
+    if (mismatch === null) return entry;
+    why.push(entries.length === 1 ? mismatch : `${entry.file}: ${mismatch}`);
+  }
+  throw new SnapshotError(why.join("; "));
 }
 
 /**
@@ -361,9 +392,7 @@ export class SnapshotSource {
     }
     if (shippedEnabled) {
       try {
-        const entry = shippedSnapshotEntry(info);
-        const mismatch = entry === null ? null : shippedSnapshotMismatch(entry);
-        if (mismatch !== null) throw new SnapshotError(mismatch);
+        const entry = shippedSnapshotFor(info);
         if (entry !== null && typeof globalThis.crypto?.subtle?.digest !== "function") {
           // The worker checks its sha256 with WebCrypto, which only secure contexts have.
           throw new SnapshotError("the shipped snapshot needs a secure context (HTTPS or localhost) " +

@@ -269,6 +269,83 @@ export function jspiAvailable() {
   return typeof wasm === "object" && wasm !== null && ("Suspending" in wasm || "Suspender" in wasm);
 }
 
+// (module (func $f (result i32) i32.const 7) (table (export "t") 1 funcref)
+//   (elem (i32.const 0) $f) (export "f" (func $f)))
+const TABLE_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 127, 3, 2, 1, 0, 4, 4, 1, 112, 0, 1, 7, 9, 2, 1,
+  116, 1, 0, 1, 102, 0, 0, 9, 7, 1, 0, 65, 0, 11, 1, 0, 10, 6, 1, 4, 0, 65, 7, 11,
+]);
+let tableIdentity = null;
+
+/**
+ * Whether this engine's WebAssembly `Table.prototype.get` gives back the very function
+ * object a module exports (V8, SpiderMonkey: true; JavaScriptCore: false, it hands out
+ * an object of its own). Emscripten's `addFunction` looks a function up in the table by
+ * that identity: where it fails, Pyodide's boot appends the functions it links again, so
+ * the table, and the function pointers the boot stores in memory, differ from V8's.
+ */
+export function wasmTableIdentity() {
+  if (tableIdentity === null) {
+    try {
+      const { exports } = new WebAssembly.Instance(new WebAssembly.Module(TABLE_PROBE));
+      tableIdentity = /** @type {any} */ (exports.t).get(0) === exports.f;
+    } catch {
+      tableIdentity = false;
+    }
+  }
+  return tableIdentity;
+}
+
+/** Whether Pyodide's boot installs its WebAssembly call trampoline here: it leaves it
+ * out on iOS (its own test, in pyodide.asm.mjs), which changes the table too. */
+export function pyodideTrampoline() {
+  const nav = /** @type {any} */ (globalThis.navigator);
+  const ios = Boolean(nav) && (/iPad|iPhone|iPod/.test(String(nav.userAgent)) ||
+    (nav.platform === "MacIntel" && typeof nav.maxTouchPoints !== "undefined" && nav.maxTouchPoints > 1));
+  return !ios;
+}
+
+/**
+ * What Pyodide's boot finds in this engine and keeps in its memory: a snapshot restores
+ * only where all of them are as they were when it was made. `jspi`: see jspiAvailable;
+ * `tableIdentity`: see wasmTableIdentity; `trampoline`: see pyodideTrampoline.
+ * Chromium and Firefox: all true; WebKit: jspi and tableIdentity false.
+ * @returns {{jspi: boolean, tableIdentity: boolean, trampoline: boolean}}
+ */
+export function engineTraits() {
+  return { jspi: jspiAvailable(), tableIdentity: wasmTableIdentity(), trampoline: pyodideTrampoline() };
+}
+
+const TRAIT_TEXT = {
+  jspi: ["with JSPI", "without JSPI", "has it", "lacks it"],
+  tableIdentity: [
+    "where a WebAssembly table gives back a module's own functions (V8, SpiderMonkey)",
+    "where a WebAssembly table hands out functions of its own (JavaScriptCore)",
+    "does so", "does not",
+  ],
+  trampoline: [
+    "with Pyodide's WebAssembly call trampoline", "without Pyodide's WebAssembly call trampoline (iOS)",
+    "has it", "goes without",
+  ],
+};
+
+/**
+ * Why a snapshot made with `traits` (those it records; a trait not recorded is not
+ * checked) does not fit an engine with `here` (default: this one), or null.
+ * @param {{jspi?: unknown, tableIdentity?: unknown, trampoline?: unknown}} traits
+ * @param {{jspi: boolean, tableIdentity: boolean, trampoline: boolean}} [here]
+ */
+export function traitsMismatch(traits, here = engineTraits()) {
+  for (const [name, [made, madeNot, has, hasNot]] of Object.entries(TRAIT_TEXT)) {
+    const recorded = /** @type {any} */ (traits)[name];
+    const now = /** @type {any} */ (here)[name];
+    if (typeof recorded === "boolean" && recorded !== now) {
+      return `it was made ${recorded ? made : madeNot} and this engine ${now ? has : hasNot}`;
+    }
+  }
+  return null;
+}
+
 /** sha256 of each snapshot package, from the lock file (what the worker would load). */
 export function lockPackages(lock) {
   const out = {};
@@ -288,10 +365,6 @@ export function snapshotMismatch(meta, lock, pyodideVersion) {
   for (const [name, sha] of Object.entries(now)) {
     if (meta.packages[name] !== sha) return `package ${name} changed since the snapshot was made`;
   }
-  const jspi = jspiAvailable();
-  if (typeof meta.jspi === "boolean" && meta.jspi !== jspi) {
-    return `the snapshot was made ${meta.jspi ? "with" : "without"} JSPI and this engine ` +
-      `${jspi ? "has" : "lacks"} it`;
-  }
-  return null;
+  const traits = traitsMismatch(meta);
+  return traits === null ? null : `the snapshot does not fit this engine: ${traits}`;
 }

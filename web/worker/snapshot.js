@@ -2,7 +2,9 @@
 // for what a snapshot holds and how it is checked). The worker never stores one: the
 // page keeps them (page/snapshot.js), since the worker runs untrusted code.
 
-import { SNAPSHOT_FORMAT, SNAPSHOT_PRELOAD, SnapshotError, jspiAvailable, lockPackages } from "../shared/snapshot-format.js";
+import {
+  SNAPSHOT_FORMAT, SNAPSHOT_PRELOAD, SnapshotError, jspiAvailable, lockPackages, pyodideTrampoline, wasmTableIdentity,
+} from "../shared/snapshot-format.js";
 
 function mtimeMs(stat) {
   const m = stat.mtime;
@@ -187,8 +189,10 @@ export function makeSnapshot(pyodide, lock, image = null) {
     files: files.map(([path, b, mtime, mode]) => [path, b.length, mtime, mode]),
     preload: [...SNAPSHOT_PRELOAD],
     memoryXor: image?.length ?? 0,
-    // What Pyodide found at boot (kept in its memory): see jspiAvailable().
+    // What Pyodide found at boot (kept in its memory): see engineTraits().
     jspi: typeof pyodide._module?.jspiSupported === "boolean" ? pyodide._module.jspiSupported : jspiAvailable(),
+    tableIdentity: wasmTableIdentity(),
+    trampoline: pyodideTrampoline(),
     created: Date.now(),
   };
   return { meta, files: data, pyodide: bytes };
