@@ -379,6 +379,28 @@ test("a worker refuses a snapshot made with engine traits other than its own", (
   assert.match(traitsMismatch(V8, JSC), /made with JSPI and this engine lacks it/);
 });
 
+test("a page that cannot compile WebAssembly still takes the snapshot its JSPI points to", (t) => {
+  // A page whose CSP forbids compiling WebAssembly cannot tell how its table hands out
+  // functions; the worker can, and checks again.
+  const good = { file: "x.bin", sha256: "a".repeat(64), integrity: "sha256-x", bytes: 1, made_in: "deno" };
+  const v8 = { ...good, file: "snapshot.bin", jspi: true, table_identity: true, trampoline: true };
+  const jsc = { ...good, file: "snapshot-jsc.bin", jspi: false, table_identity: false, trampoline: true };
+  const info = { snapshots: [v8, jsc] };
+  assert.equal(shippedSnapshotFor(info, { ...V8, tableIdentity: null }), v8);
+  assert.equal(shippedSnapshotFor(info, { ...JSC, tableIdentity: null }), jsc);
+});
+
+test("where WebAssembly cannot be compiled, how the table hands out functions is unknown", async (t) => {
+  t.mock.method(WebAssembly, "Module", function () {
+    throw new WebAssembly.CompileError("Refused to compile WebAssembly: 'wasm-unsafe-eval' is not allowed");
+  });
+  // A fresh copy of the module: the answer is kept once known.
+  const fresh = await import("../../web/shared/snapshot-format.js?no-wasm");
+  assert.equal(fresh.wasmTableIdentity(), null);
+  assert.equal(fresh.engineTraits().tableIdentity, null);
+  assert.equal(fresh.traitsMismatch({ jspi: jspiAvailable(), tableIdentity: false, trampoline: true }), null);
+});
+
 test("a first visit uses the shipped snapshot; a missing one means the first worker makes it", async (t) => {
   const { packed, entry, info } = await shippedFixture();
   const fetched = [];

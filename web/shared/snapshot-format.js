@@ -283,6 +283,9 @@ let tableIdentity = null;
  * an object of its own). Emscripten's `addFunction` looks a function up in the table by
  * that identity: where it fails, Pyodide's boot appends the functions it links again, so
  * the table, and the function pointers the boot stores in memory, differ from V8's.
+ * null where it cannot be told: a page whose Content-Security-Policy forbids compiling
+ * WebAssembly (the worker, which runs Pyodide, always can, and checks it again).
+ * @returns {boolean | null}
  */
 export function wasmTableIdentity() {
   if (tableIdentity === null) {
@@ -290,7 +293,7 @@ export function wasmTableIdentity() {
       const { exports } = new WebAssembly.Instance(new WebAssembly.Module(TABLE_PROBE));
       tableIdentity = /** @type {any} */ (exports.t).get(0) === exports.f;
     } catch {
-      tableIdentity = false;
+      return null;
     }
   }
   return tableIdentity;
@@ -308,9 +311,9 @@ export function pyodideTrampoline() {
 /**
  * What Pyodide's boot finds in this engine and keeps in its memory: a snapshot restores
  * only where all of them are as they were when it was made. `jspi`: see jspiAvailable;
- * `tableIdentity`: see wasmTableIdentity; `trampoline`: see pyodideTrampoline.
- * Chromium and Firefox: all true; WebKit: jspi and tableIdentity false.
- * @returns {{jspi: boolean, tableIdentity: boolean, trampoline: boolean}}
+ * `tableIdentity`: see wasmTableIdentity (null: not known here); `trampoline`: see
+ * pyodideTrampoline. Chromium and Firefox: all true; WebKit: jspi and tableIdentity false.
+ * @returns {{jspi: boolean, tableIdentity: boolean | null, trampoline: boolean}}
  */
 export function engineTraits() {
   return { jspi: jspiAvailable(), tableIdentity: wasmTableIdentity(), trampoline: pyodideTrampoline() };
@@ -330,16 +333,17 @@ const TRAIT_TEXT = {
 };
 
 /**
- * Why a snapshot made with `traits` (those it records; a trait not recorded is not
- * checked) does not fit an engine with `here` (default: this one), or null.
+ * Why a snapshot made with `traits` (those it records; a trait not recorded, or not
+ * known here, is not checked) does not fit an engine with `here` (default: this one),
+ * or null.
  * @param {{jspi?: unknown, tableIdentity?: unknown, trampoline?: unknown}} traits
- * @param {{jspi: boolean, tableIdentity: boolean, trampoline: boolean}} [here]
+ * @param {{jspi: boolean, tableIdentity: boolean | null, trampoline: boolean}} [here]
  */
 export function traitsMismatch(traits, here = engineTraits()) {
   for (const [name, [made, madeNot, has, hasNot]] of Object.entries(TRAIT_TEXT)) {
     const recorded = /** @type {any} */ (traits)[name];
     const now = /** @type {any} */ (here)[name];
-    if (typeof recorded === "boolean" && recorded !== now) {
+    if (typeof recorded === "boolean" && typeof now === "boolean" && recorded !== now) {
       return `it was made ${recorded ? made : madeNot} and this engine ${now ? has : hasNot}`;
     }
   }
