@@ -1,7 +1,7 @@
 // Where the page's snapshots come from and where they are kept (see
-// shared/snapshot-format.js for what a snapshot holds): the one shipped with the build
-// (dist/snapshot.bin), Cache Storage, memory; and the SnapshotSource that plans each
-// worker's boot with them (pool.js).
+// shared/snapshot-format.js for what a snapshot holds): the ones shipped with the build
+// (dist/snapshot.bin, dist/snapshot-jsc.bin), Cache Storage, memory; and the
+// SnapshotSource that plans each worker's boot with them (pool.js).
 //
 // Where it comes from on a first visit: the build ships them (dist/snapshot.bin for
 // Chromium and Firefox, dist/snapshot-jsc.bin for WebKit, made at build time by
