@@ -313,18 +313,31 @@ RUNTIME_JS = """async ({ program, cfg, requireCSP }) => {
 
 CSP_ONLY_JS = """async ({ program, cfg }) => {
   const bc = window.bootCheck;
-  const booted = await bc.start({});
+  // Each step within its own bound, so that a step that never ends is named (the boot
+  // check's worker answers nothing while Python runs).
+  const step = (name, promise, ms) => {
+    let timer;
+    const late = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(
+        `csp-only column: ${name} did not finish within ${ms} ms (boot phases: ` +
+        `${JSON.stringify(bc.phases)})`)), ms);
+    });
+    return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+  };
+  const booted = await step("the boot", bc.start({}), 150000);
   if (!booted.ok) return { failed: booted };
   try {
-    const def = await bc.run(program);
+    const def = await step("defining the probes", bc.run(program), 30000);
     if (!def.ok) return { failed: def };
-    const guard = await bc.run("guard_probes()");
-    const started = await bc.run("probe_start(" + JSON.stringify(JSON.stringify(cfg)) + ")");
+    const guard = await step("guard_probes()", bc.run("guard_probes()"), 30000);
+    const started = await step("probe_start()",
+      bc.run("probe_start(" + JSON.stringify(JSON.stringify(cfg)) + ")"), 30000);
     if (!started.ok) return { failed: started };
     let out = null;
     const t0 = performance.now();
     for (;;) {
-      out = await bc.run("probe_collect(" + (performance.now() - t0 > 10000 ? "0.0" : "1e9") + ")");
+      const wait = performance.now() - t0 > 10000 ? "0.0" : "1e9";
+      out = await step("probe_collect(" + wait + ")", bc.run("probe_collect(" + wait + ")"), 30000);
       if (!out.ok || JSON.parse(out.value).done) break;
       await new Promise((r) => setTimeout(r, 50));
     }
